@@ -1,0 +1,53 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+ and make: `make demo`, `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# Use uv from PATH when there is one; otherwise install it into .tools/ (from PyPI) on first use.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export UV_PYTHON_DOWNLOADS := never
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test ui lint format typecheck bench clean-instance
+
+help:
+	@echo "make demo   install, then run the whole graph on the simulated market"
+	@echo "make test   install, then run the test suite"
+	@echo "make ui     start the Dagster UI (and the MLflow UI) on 127.0.0.1"
+	@echo "make lint   ruff + mypy;  make bench   benchmarks"
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: $(UV)
+	$(UV) sync --locked
+	@mkdir -p $(DAGSTER_HOME)
+	@ln -sf ../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@# The dagster CLI reads .env from the working directory before it resolves DAGSTER_HOME.
+	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > .env
+
+demo: install
+	$(UV) run smallcaps demo
+
+test: install
+	$(UV) run pytest $(PYTEST_ARGS)
+
+ui: install
+	$(UV) run smallcaps ui
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: install
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+bench: install
+	$(UV) run python -m benchmarks
+
+clean-instance:
+	rm -rf $(DAGSTER_HOME)

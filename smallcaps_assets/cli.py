@@ -1,0 +1,279 @@
+"""The ``smallcaps`` command: run the demo, open the UIs, query the data."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from smallcaps_assets import settings
+
+DEFAULT_START = dt.date(2024, 1, 2)
+DEFAULT_END = dt.date(2024, 12, 31)
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback."""
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def _ensure_instance() -> Path:
+    """Point Dagster at the project's instance folder, with the project's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    project_config = settings.project_root() / "dagster.yaml"
+    if not config.exists() and project_config.exists():
+        config.symlink_to(project_config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class Layer:
+    name: str
+    selection: list[str]  # asset keys as user strings, e.g. "raw/daily_bars"
+
+
+def _layers() -> list[Layer]:
+    from smallcaps_assets.defs.raw import RAW_DATASETS
+
+    return [Layer("raw", [f"raw/{d.name}" for d in RAW_DATASETS])]
+
+
+class ProgressPrinter:
+    """Prints 'partitions done of total' for the running layer every few seconds."""
+
+    def __init__(self, total: int, label: str, started: float) -> None:
+        self.total = total
+        self.label = label
+        self.started = started
+        self.done: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __call__(self, asset: str, _partition: str) -> None:
+        self.done[asset] += 1
+
+    def __enter__(self) -> ProgressPrinter:
+        from smallcaps_assets import progress
+
+        progress.add_listener(self)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from smallcaps_assets import progress
+
+        progress.remove_listener(self)
+        self._stop.set()
+        self._thread.join()
+        self._print()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(3.0):
+            self._print()
+
+    def _print(self) -> None:
+        done = sum(self.done.values())
+        assets_done = sum(1 for n in self.done.values() if n >= self.total // max(len(self.done), 1))
+        elapsed = time.monotonic() - self.started
+        pct = 100.0 * done / self.total if self.total else 100.0
+        print(
+            f"  [{self.label}] {done}/{self.total} asset partitions ({pct:.0f}%), "
+            f"{len(self.done)} asset(s) started, {assets_done} finished · elapsed {_fmt_secs(elapsed)}",
+            flush=True,
+        )
+
+
+def _fmt_secs(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.data_dir:
+        os.environ[settings.DATA_DIR_ENV] = str(Path(args.data_dir).expanduser().resolve())
+    if settings.polygon_api_key():
+        print("note: the demo always runs on the simulated market; POLYGON_API_KEY is ignored here.")
+        os.environ.pop(settings.API_KEY_ENV, None)
+    for value, env in (
+        (args.seed, "SMALLCAPS_SIM_SEED"),
+        (args.tickers, "SMALLCAPS_SIM_TICKERS"),
+        (args.signal, "SMALLCAPS_SIM_SIGNAL"),
+    ):
+        if value is not None:
+            os.environ[env] = str(value)
+    home = _ensure_instance()
+
+    import dagster as dg
+
+    from smallcaps_assets.core import calendar
+    from smallcaps_assets.core.storage import DataStore
+    from smallcaps_assets.defs.partitions import trading_days
+    from smallcaps_assets.defs.resources import SimulatorMismatchError, simulator_settings
+
+    sessions = calendar.sessions(args.start, args.end)
+    keys = [d.isoformat() for d in sessions if trading_days.has_partition_key(d.isoformat())]
+    if not keys:
+        raise CliError(
+            f"no NYSE session between {args.start} and {args.end} is a partition "
+            f"(partitions run from {calendar.FIRST_SESSION} to the last completed session)"
+        )
+    store = DataStore(settings.data_root())
+    try:
+        sim = simulator_settings(store)
+    except SimulatorMismatchError as exc:
+        raise CliError(str(exc)) from exc
+
+    from smallcaps_assets.definitions import defs
+
+    print(
+        f"smallcaps demo: {len(keys)} sessions {keys[0]} … {keys[-1]} on the SIMULATED market "
+        f"(seed={sim.seed}, tickers={sim.n_tickers}, signal={sim.signal})\n"
+        f"  data:     {store.root}\n  instance: {home}",
+        flush=True,
+    )
+    instance = dg.DagsterInstance.get()
+    repo = defs.get_repository_def()
+    all_assets = list(repo.assets_defs_by_key.values())
+    started = time.monotonic()
+    summary: list[tuple[str, str, float]] = []
+    for layer in _layers():
+        layer_started = time.monotonic()
+        total = len(keys) * len(layer.selection)
+        with ProgressPrinter(total, layer.name, started):
+            result = dg.materialize(
+                all_assets,
+                instance=instance,
+                resources=repo.get_top_level_resources(),
+                selection=[dg.AssetKey.from_user_string(k) for k in layer.selection],
+                tags={
+                    "dagster/asset_partition_range_start": keys[0],
+                    "dagster/asset_partition_range_end": keys[-1],
+                    "smallcaps/launched_by": "smallcaps demo",
+                },
+                raise_on_error=False,
+            )
+        status = "ok" if result.success else "FAILED"
+        summary.append((layer.name, status, time.monotonic() - layer_started))
+        if not result.success:
+            _print_failure(result)
+            _print_summary(store, keys, summary, started, home)
+            return 1
+    _print_summary(store, keys, summary, started, home)
+    return 0
+
+
+def _print_failure(result: object) -> None:
+    import dagster as dg
+
+    assert isinstance(result, dg.ExecuteInProcessResult)
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            message = error.message.strip() if error else "unknown error"
+            print(f"  step {event.step_key} failed: {message}", file=sys.stderr)
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            print(
+                f"  check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed",
+                file=sys.stderr,
+            )
+
+
+def _print_summary(
+    store: object, keys: list[str], summary: list[tuple[str, str, float]], started: float, home: Path
+) -> None:
+    from smallcaps_assets.core.storage import DataStore
+    from smallcaps_assets.defs.raw import LAYER, RAW_DATASETS
+
+    assert isinstance(store, DataStore)
+    print("\nSummary")
+    for layer, status, seconds in summary:
+        print(f"  layer {layer:<10} {status:<7} {_fmt_secs(seconds)}")
+    print(f"\n  {'dataset':<22}{'partitions':>12}{'rows':>14}")
+    for dataset in RAW_DATASETS:
+        present = set(store.partitions(LAYER, dataset.name)) & set(keys)
+        rows = 0
+        for key in sorted(present):
+            rows += store.read(LAYER, dataset.name, key).height
+        print(f"  {LAYER + '/' + dataset.name:<22}{len(present):>6}/{len(keys):<5}{rows:>14,}")
+    print(
+        f"\n  total time {_fmt_secs(time.monotonic() - started)}; data was SIMULATED "
+        f"(no API key used)\n"
+        f"  data files:  {store.root}\n"
+        f"  instance:    {home}\n"
+        f"  look at it:  make ui   (Dagster UI on http://127.0.0.1:3000)\n"
+        f"  query it:    uv run dagster asset materialize -m smallcaps_assets.definitions "
+        f"--select 'key:\"raw/daily_bars\"' --partition {keys[-1]}"
+    )
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = _ensure_instance()
+    dagster_bin = shutil.which("dagster")
+    if dagster_bin is None:
+        raise CliError("the dagster command is not on PATH; run `make ui` (it installs first)")
+    command = [
+        dagster_bin,
+        "dev",
+        "-w",
+        str(settings.project_root() / "workspace.yaml"),
+        "--host",
+        args.host,
+        "--port",
+        str(args.dagster_port),
+    ]
+    print(f"Dagster UI:  http://{args.host}:{args.dagster_port}   (instance {home})", flush=True)
+    return subprocess.call(command, cwd=settings.project_root())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smallcaps", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="materialize every asset for a window on the simulated market")
+    demo.add_argument("--start", type=_iso_date, default=DEFAULT_START, help="first session (YYYY-MM-DD)")
+    demo.add_argument("--end", type=_iso_date, default=DEFAULT_END, help="last session (YYYY-MM-DD)")
+    demo.add_argument("--tickers", type=int, default=None, help="simulated tickers (default 300)")
+    demo.add_argument("--seed", type=int, default=None, help="simulator seed (default 7)")
+    demo.add_argument("--signal", type=float, default=None, help="planted signal strength, 0 = noise (default 1.0)")
+    demo.add_argument("--data-dir", default=None, help="data root (default ./data or $SMALLCAPS_DATA_DIR)")
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--dagster-port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "start", None) and getattr(args, "end", None) and args.end < args.start:
+        print(f"smallcaps: --end {args.end} is before --start {args.start}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"smallcaps: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Partitioned parquet storage under one data root (a local folder or any fsspec URL).
+
+Layout: ``<root>/<layer>/<dataset>/date=YYYY-MM-DD/part-0.parquet`` so DuckDB and Polars can prune
+by date. Writes are atomic (temporary file, then rename) and replace the partition, never append.
+Raw data is immutable: a re-download that differs keeps the earlier file under ``_versions/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import posixpath
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import fsspec
+import polars as pl
+from fsspec.core import url_to_fs
+
+PART_FILE = "part-0.parquet"
+VERSIONS_DIR = "_versions"
+
+
+class WriteOutcome(StrEnum):
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    REPLACED = "replaced"
+    VERSIONED = "versioned"  # raw only: the earlier, different file was kept as a version
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    path: str
+    outcome: WriteOutcome
+    rows: int
+    sha256: str
+    previous_version: str | None = None
+
+
+class DataStore:
+    """Reads and writes partition files under ``root``; ``root`` may be a path or fsspec URL."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        fs, base = url_to_fs(self.root)
+        self._fs: fsspec.AbstractFileSystem = fs
+        self._base: str = base
+        self._is_local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+    def __repr__(self) -> str:
+        return f"DataStore({self.root!r})"
+
+    # -- paths -------------------------------------------------------------------------------
+    def dataset_dir(self, layer: str, dataset: str) -> str:
+        return posixpath.join(self._base, layer, dataset)
+
+    def partition_path(self, layer: str, dataset: str, day: dt.date | str) -> str:
+        return posixpath.join(self.dataset_dir(layer, dataset), f"date={_iso(day)}", PART_FILE)
+
+    def url(self, path: str) -> str:
+        """The path as a URL a reader outside this store (DuckDB, Polars) understands."""
+        if self._is_local:
+            return path
+        return self._fs.unstrip_protocol(path)
+
+    def exists(self, layer: str, dataset: str, day: dt.date | str) -> bool:
+        return bool(self._fs.exists(self.partition_path(layer, dataset, day)))
+
+    def partitions(self, layer: str, dataset: str) -> list[str]:
+        """Partition keys (ISO dates) that have a file, sorted."""
+        pattern = posixpath.join(self.dataset_dir(layer, dataset), "date=*", PART_FILE)
+        keys = [posixpath.basename(posixpath.dirname(p)).removeprefix("date=") for p in self._fs.glob(pattern)]
+        return sorted(keys)
+
+    # -- reading -----------------------------------------------------------------------------
+    def read(self, layer: str, dataset: str, day: dt.date | str) -> pl.DataFrame:
+        path = self.partition_path(layer, dataset, day)
+        if not self._fs.exists(path):
+            raise FileNotFoundError(
+                f"{layer}/{dataset} has no partition {_iso(day)} (expected {self.url(path)}); "
+                "materialize it first"
+            )
+        with self._fs.open(path, "rb") as fh:
+            return pl.read_parquet(fh, hive_partitioning=False)
+
+    def read_many(self, layer: str, dataset: str, days: list[dt.date] | list[str]) -> pl.DataFrame:
+        frames = [self.read(layer, dataset, d) for d in days]
+        return pl.concat(frames, how="vertical") if frames else pl.DataFrame()
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, layer: str, dataset: str, day: dt.date | str, df: pl.DataFrame) -> WriteReport:
+        """Replace the partition atomically (derived layers)."""
+        path = self.partition_path(layer, dataset, day)
+        payload = _to_parquet_bytes(df)
+        existed = bool(self._fs.exists(path))
+        self._publish(path, payload)
+        outcome = WriteOutcome.REPLACED if existed else WriteOutcome.CREATED
+        return WriteReport(path=self.url(path), outcome=outcome, rows=df.height, sha256=_sha(payload))
+
+    def write_immutable(
+        self, layer: str, dataset: str, day: dt.date | str, df: pl.DataFrame, *, ingested_at: dt.datetime
+    ) -> WriteReport:
+        """Write a raw partition; never lose an earlier download that differs from this one."""
+        path = self.partition_path(layer, dataset, day)
+        payload = _to_parquet_bytes(df)
+        digest = _sha(payload)
+        if not self._fs.exists(path):
+            self._publish(path, payload)
+            return WriteReport(self.url(path), WriteOutcome.CREATED, df.height, digest)
+        previous = self.read(layer, dataset, day)
+        if _same_content(previous, df):
+            return WriteReport(self.url(path), WriteOutcome.UNCHANGED, df.height, digest)
+        stamp = ingested_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        version_path = posixpath.join(
+            self._base, VERSIONS_DIR, layer, dataset, f"date={_iso(day)}", f"part-0.{stamp}.parquet"
+        )
+        self._fs.makedirs(posixpath.dirname(version_path), exist_ok=True)
+        self._fs.copy(path, version_path)
+        self._publish(path, payload)
+        return WriteReport(
+            self.url(path), WriteOutcome.VERSIONED, df.height, digest, previous_version=self.url(version_path)
+        )
+
+    def versions(self, layer: str, dataset: str, day: dt.date | str) -> list[str]:
+        pattern = posixpath.join(self._base, VERSIONS_DIR, layer, dataset, f"date={_iso(day)}", "*.parquet")
+        return sorted(self.url(p) for p in self._fs.glob(pattern))
+
+    def write_text(self, relative_path: str, text: str) -> str:
+        path = posixpath.join(self._base, relative_path)
+        self._publish(path, text.encode())
+        return self.url(path)
+
+    def read_text(self, relative_path: str) -> str | None:
+        path = posixpath.join(self._base, relative_path)
+        if not self._fs.exists(path):
+            return None
+        with self._fs.open(path, "rb") as fh:
+            data: bytes = fh.read()
+        return data.decode()
+
+    def _publish(self, path: str, payload: bytes) -> None:
+        directory = posixpath.dirname(path)
+        self._fs.makedirs(directory, exist_ok=True)
+        if not self._is_local:
+            # An object store PUT is all-or-nothing already; there is no rename to lean on.
+            with self._fs.open(path, "wb") as fh:
+                fh.write(payload)
+            return
+        tmp = posixpath.join(directory, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with self._fs.open(tmp, "wb") as fh:
+                fh.write(payload)
+            self._fs.mv(tmp, path)  # os.replace on a local filesystem: atomic
+        finally:
+            if self._fs.exists(tmp):
+                self._fs.rm(tmp)
+
+
+def _iso(day: dt.date | str) -> str:
+    if isinstance(day, str):
+        return dt.date.fromisoformat(day).isoformat()
+    return day.isoformat()
+
+
+def _to_parquet_bytes(df: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    df.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def _sha(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _same_content(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    if a.schema != b.schema or a.height != b.height:
+        return False
+    return a.equals(b, null_equal=True)
+
+
+def time_range(df: pl.DataFrame, column: str) -> dict[str, Any]:
+    """First and last value of a temporal column, as ISO strings (None when empty)."""
+    if df.is_empty() or column not in df.columns:
+        return {"first": None, "last": None}
+    lo, hi = df.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi")).row(0)
+    return {"first": None if lo is None else lo.isoformat(), "last": None if hi is None else hi.isoformat()}

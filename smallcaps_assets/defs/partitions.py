@@ -1,0 +1,25 @@
+"""Partition definitions: one per NYSE session, and calendar months for walk-forward models."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from smallcaps_assets.core.calendar import FIRST_SESSION, closed_weekdays
+
+TIMEZONE = "America/New_York"
+
+# Daily windows with exclusions rather than a weekday cron: a 1-5 cron makes Friday's window run
+# until Monday, so Friday's partition would only exist after the weekend.
+trading_days = dg.DailyPartitionsDefinition(
+    start_date=FIRST_SESSION.isoformat(),
+    timezone=TIMEZONE,
+    exclusions=[
+        "0 0 * * 6",
+        "0 0 * * 0",
+        *[dt.datetime.combine(day, dt.time(0)) for day in closed_weekdays(FIRST_SESSION)],
+    ],
+)
+
+months = dg.MonthlyPartitionsDefinition(start_date="2019-01-01", timezone=TIMEZONE, end_offset=1)

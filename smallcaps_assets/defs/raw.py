@@ -1,0 +1,286 @@
+"""Raw layer: what the market-data source said about each session, stored as it came (typed).
+
+Every raw asset is partitioned by NYSE session, writes one immutable parquet file per partition,
+runs a ranged backfill as a single run, and takes a slot of the ``polygon_api`` pool so that
+concurrent runs do not multiply the load on the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pandera.polars as pa
+import polars as pl
+
+from smallcaps_assets import progress
+from smallcaps_assets.core import calendar
+from smallcaps_assets.core.schemas import RAW_MODELS
+from smallcaps_assets.core.storage import DataStore, WriteOutcome, time_range
+from smallcaps_assets.core.universe import COMMON_STOCK, UniverseRules
+from smallcaps_assets.defs.checks import PartitionChecks, check_specs
+from smallcaps_assets.defs.partitions import TIMEZONE, trading_days
+from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+from smallcaps_assets.sources import parsers
+from smallcaps_assets.sources.polygon import PolygonClient
+
+LAYER = "raw"
+POLYGON_POOL = "polygon_api"
+# Sessions fetched at once inside one run; the client's semaphore still bounds requests.
+SESSIONS_IN_FLIGHT = 4
+
+Fetch = Callable[[PolygonClient, dt.date, DataStore], Awaitable[pl.DataFrame]]
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    name: str
+    description: str
+    fetch: Fetch
+    time_column: str
+    # The calendar days a partition covers: the session itself, or (previous session, D] for
+    # feeds that also publish on weekends and holidays (news, filings).
+    covers_closed_days: bool = False
+    deps: list[dg.AssetDep] = field(default_factory=list)
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey([LAYER, self.name])
+
+    @property
+    def model(self) -> type[pa.DataFrameModel]:
+        return RAW_MODELS[self.name]
+
+
+def covered_days(session: dt.date, *, covers_closed_days: bool) -> list[dt.date]:
+    """Calendar days whose data belongs to ``session``'s partition."""
+    if not covers_closed_days:
+        return [session]
+    first = calendar.previous_session(session) + dt.timedelta(days=1)
+    return [first + dt.timedelta(days=i) for i in range((session - first).days + 1)]
+
+
+# -- fetchers: one session's data, parsed into a typed frame -----------------------------------
+async def _fetch_tickers(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
+    active, delisted = await asyncio.gather(client.tickers(day, active=True), client.tickers(day, active=False))
+    return parsers.parse_tickers([*active, *delisted], as_of=day)
+
+
+async def _fetch_daily_bars(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
+    return parsers.parse_grouped_daily(await client.grouped_daily(day, adjusted=False), day)
+
+
+async def _previous_closes(client: PolygonClient, day: dt.date, store: DataStore) -> pl.DataFrame:
+    """Unadjusted closes of the previous session, from the store when it has them."""
+    previous = calendar.previous_session(day)
+    if store.exists(LAYER, "daily_bars", previous):
+        bars = store.read(LAYER, "daily_bars", previous)
+    else:
+        bars = parsers.parse_grouped_daily(await client.grouped_daily(previous, adjusted=False), previous)
+    return bars.select("ticker", pl.col("close").alias("previous_close"))
+
+
+async def _fetch_ticker_details(client: PolygonClient, day: dt.date, store: DataStore) -> pl.DataFrame:
+    rules = UniverseRules()
+    if store.exists(LAYER, "tickers", day):
+        tickers = store.read(LAYER, "tickers", day)
+    else:
+        tickers = await _fetch_tickers(client, day, store)
+    closes = await _previous_closes(client, day, store)
+    wanted = (
+        tickers.filter(pl.col("active") & (pl.col("type") == COMMON_STOCK) & (pl.col("market") == "stocks"))
+        .join(closes, on="ticker", how="inner")
+        .filter(pl.col("previous_close") <= rules.price_max)
+        .get_column("ticker")
+        .unique()
+        .sort()
+        .to_list()
+    )
+    details = await client.gather([client.ticker_details(t, day) for t in wanted])
+    return parsers.parse_ticker_details([d for d in details if d is not None], as_of=day)
+
+
+async def _fetch_splits(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
+    return parsers.parse_splits(await client.splits(day))
+
+
+async def _fetch_dividends(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
+    return parsers.parse_dividends(await client.dividends(day))
+
+
+async def _fetch_financials(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
+    days = covered_days(day, covers_closed_days=True)
+    pages = await client.gather([client.financials(d) for d in days])
+    return parsers.parse_financials([row for page in pages for row in page])
+
+
+async def _fetch_news(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
+    days = covered_days(day, covers_closed_days=True)
+    pages = await client.gather([client.news(d) for d in days])
+    rows = {row["id"]: row for page in pages for row in page if isinstance(row, dict) and "id" in row}
+    # Keep rows without an id too, so the parser can name the missing field instead of dropping it.
+    orphans = [row for page in pages for row in page if not (isinstance(row, dict) and "id" in row)]
+    return parsers.parse_news([*rows.values(), *orphans])
+
+
+_previous_session_bars = dg.AssetDep(
+    dg.AssetKey([LAYER, "daily_bars"]),
+    partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+    ),
+)
+
+RAW_DATASETS: list[RawDataset] = [
+    RawDataset(
+        "tickers",
+        "Every ticker listed on the session, active and delisted as of that date (survivorship-free).",
+        _fetch_tickers,
+        time_column="as_of",
+    ),
+    RawDataset(
+        "daily_bars",
+        "Grouped daily bars for all US stocks on the session, unadjusted (regular-session OHLC, "
+        "volume including extended hours).",
+        _fetch_daily_bars,
+        time_column="window_start",
+    ),
+    RawDataset(
+        "ticker_details",
+        "As-of-session details (market cap, shares outstanding, type, exchange, SIC) for the "
+        "session's common stocks whose previous close is under the universe price cap.",
+        _fetch_ticker_details,
+        time_column="as_of",
+        deps=[dg.AssetDep(dg.AssetKey([LAYER, "tickers"])), _previous_session_bars],
+    ),
+    RawDataset("splits", "Splits executing on the session.", _fetch_splits, time_column="execution_date"),
+    RawDataset(
+        "dividends", "Dividends going ex on the session.", _fetch_dividends, time_column="ex_dividend_date"
+    ),
+    RawDataset(
+        "financials",
+        "Quarterly filings filed after the previous session, up to and including this one.",
+        _fetch_financials,
+        time_column="filing_date",
+        covers_closed_days=True,
+    ),
+    RawDataset(
+        "news",
+        "Articles published after the previous session up to the end of this one (ET), with insights.",
+        _fetch_news,
+        time_column="published_utc",
+        covers_closed_days=True,
+    ),
+]
+
+
+async def _bounded(
+    days: Iterable[dt.date], work: Callable[[dt.date], Awaitable[pl.DataFrame]], limit: int
+) -> AsyncIterator[tuple[dt.date, pl.DataFrame]]:
+    """Yield (day, result) as sessions finish, with at most ``limit`` sessions in flight."""
+    pending: set[asyncio.Task[tuple[dt.date, pl.DataFrame]]] = set()
+    queue = list(days)
+
+    async def run(day: dt.date) -> tuple[dt.date, pl.DataFrame]:
+        return day, await work(day)
+
+    try:
+        while queue or pending:
+            while queue and len(pending) < limit:
+                pending.add(asyncio.create_task(run(queue.pop(0))))
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+    finally:
+        for task in pending:
+            task.cancel()
+
+
+def materialize_raw(
+    context: dg.AssetExecutionContext,
+    dataset: RawDataset,
+    market: MarketDataResource,
+    data: DataStoreResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    store = data.store()
+    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+    tz = TIMEZONE if dataset.time_column == "published_utc" else None
+    checks = PartitionChecks(dataset.key, dataset.model, date_column=dataset.time_column, tz=tz)
+    outcomes: dict[str, int] = {}
+    total_rows = 0
+    ingested_at = dt.datetime.now(dt.UTC)
+
+    async def fetch_all() -> dict[str, int]:
+        nonlocal total_rows
+        async with market.client(store) as client:
+            async for day, frame in _bounded(days, lambda d: dataset.fetch(client, d, store), SESSIONS_IN_FLIGHT):
+                report = store.write_immutable(LAYER, dataset.name, day, frame, ingested_at=ingested_at)
+                key = day.isoformat()
+                checks.observe(
+                    key, frame, allowed_days=covered_days(day, covers_closed_days=dataset.covers_closed_days)
+                )
+                outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
+                total_rows += frame.height
+                span = time_range(frame, dataset.time_column)
+                metadata: dict[str, Any] = {
+                    "dagster/row_count": frame.height,
+                    "first": span["first"] or "",
+                    "last": span["last"] or "",
+                    "path": dg.MetadataValue.path(report.path),
+                    "sha256": report.sha256,
+                    "write": report.outcome.value,
+                }
+                if report.outcome is WriteOutcome.VERSIONED:
+                    metadata["previous_version"] = dg.MetadataValue.path(report.previous_version or "")
+                    context.log.warning(
+                        f"{dataset.key.to_user_string()} {key}: the source now differs from the stored "
+                        f"download; the earlier file is kept at {report.previous_version}"
+                    )
+                context.add_asset_metadata(metadata, partition_key=key)
+                progress.partition_done(dataset.key.to_user_string(), key)
+            stats = client.stats
+            return {"requests": stats.requests, "retries": stats.retries, "not_found": len(stats.not_found)}
+
+    request_stats = asyncio.run(fetch_all())
+    context.log.info(
+        f"{dataset.key.to_user_string()}: {len(days)} session(s), {total_rows} rows, writes {outcomes}, "
+        f"requests {request_stats}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "partitions_in_run": len(days),
+            "rows_in_run": total_rows,
+            "writes": dg.MetadataValue.json(outcomes),
+            "source": market.source_label(store),
+            "requests": request_stats["requests"],
+            "retries": request_stats["retries"],
+            "skipped_not_found": request_stats["not_found"],
+        },
+        check_results=checks.results(),
+    )
+
+
+def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dataset.key,
+        group_name=LAYER,
+        description=dataset.description,
+        partitions_def=trading_days,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=POLYGON_POOL,
+        deps=dataset.deps,
+        check_specs=check_specs(dataset.key, dataset.model),
+        kinds={"polygon", "parquet"},
+    )
+    def _raw_asset(
+        context: dg.AssetExecutionContext, market: MarketDataResource, data: DataStoreResource
+    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        return materialize_raw(context, dataset, market, data)
+
+    return _raw_asset
+
+
+raw_assets = [build_raw_asset(dataset) for dataset in RAW_DATASETS]

@@ -1,0 +1,139 @@
+"""Resources: the data store and the market-data client (real Polygon or the simulated market)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+
+import dagster as dg
+import httpx
+
+from smallcaps_assets import settings
+from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.settings import SOURCE_FILE, SimulatorSettings
+from smallcaps_assets.sources.polygon import PolygonClient
+
+log = logging.getLogger("smallcaps_assets.source")
+
+SIM_ENV = {
+    "seed": "SMALLCAPS_SIM_SEED",
+    "n_tickers": "SMALLCAPS_SIM_TICKERS",
+    "signal": "SMALLCAPS_SIM_SIGNAL",
+    "history_start": "SMALLCAPS_SIM_START",
+}
+
+
+class DataStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The data root: a local folder (default ``data/`` in the project) or an fsspec URL."""
+
+    root: str = ""
+
+    def store(self) -> DataStore:
+        return DataStore(self.root or settings.data_root())
+
+
+class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Polygon.io when ``POLYGON_API_KEY`` is set, otherwise the built-in simulated market.
+
+    The key is read from the environment when a client is built and is never part of this
+    resource's config, so it cannot leak into run config, metadata or the UI.
+    """
+
+    base_url: str = "https://api.polygon.io"
+    max_concurrency: int = 8
+    requests_per_second: float | None = None
+    max_retries: int = 6
+
+    def is_simulated(self) -> bool:
+        return settings.polygon_api_key() is None
+
+    def source_label(self, store: DataStore) -> str:
+        if not self.is_simulated():
+            return "polygon"
+        sim = simulator_settings(store)
+        return f"simulated(seed={sim.seed}, tickers={sim.n_tickers}, signal={sim.signal})"
+
+    def client(self, store: DataStore) -> PolygonClient:
+        key = settings.polygon_api_key()
+        return PolygonClient(
+            api_key=key,
+            base_url=self.base_url,
+            transport=self.transport(store),
+            max_concurrency=self.max_concurrency,
+            requests_per_second=self.requests_per_second,
+            max_retries=self.max_retries,
+        )
+
+    def transport(self, store: DataStore) -> httpx.AsyncBaseTransport | None:
+        """None means the real network; tests override this to inject a MockTransport."""
+        if not self.is_simulated():
+            return None
+        sim = simulator_settings(store)
+        _announce_simulation(sim)
+        from smallcaps_assets.sources.simulator import SimulatedPolygonTransport
+
+        return SimulatedPolygonTransport(_market(sim))
+
+
+@lru_cache(maxsize=4)
+def _market(sim: SimulatorSettings):  # type: ignore[no-untyped-def]
+    from smallcaps_assets.sources.simulator import SimConfig, SimulatedMarket
+
+    return SimulatedMarket(
+        SimConfig(seed=sim.seed, n_tickers=sim.n_tickers, signal=sim.signal, history_start=sim.history_start)
+    )
+
+
+@lru_cache(maxsize=8)
+def _announce_simulation(sim: SimulatorSettings) -> None:
+    log.warning(
+        "POLYGON_API_KEY is not set: market data comes from the built-in SIMULATED market "
+        "(seed=%s, tickers=%s, signal=%s). Set POLYGON_API_KEY to use Polygon.io.",
+        sim.seed,
+        sim.n_tickers,
+        sim.signal,
+    )
+
+
+class SimulatorMismatchError(ValueError):
+    pass
+
+
+def simulator_settings(store: DataStore) -> SimulatorSettings:
+    """The simulator a data root is built from: what it was first built with (``source.json``),
+    so every later run extends the same market; environment overrides must agree with it."""
+    recorded_text = store.read_text(SOURCE_FILE)
+    recorded = SimulatorSettings.from_json(recorded_text) if recorded_text else None
+    requested = _requested_from_env(recorded or SimulatorSettings())
+    if recorded is None:
+        store.write_text(SOURCE_FILE, requested.to_json())
+        return requested
+    if requested != recorded:
+        raise SimulatorMismatchError(
+            f"the data root {store.root} was built from the simulated market {recorded}, but the "
+            f"environment asks for {requested}; use another data directory (SMALLCAPS_DATA_DIR "
+            "or --data-dir) for a different market"
+        )
+    return recorded
+
+
+def _requested_from_env(base: SimulatorSettings) -> SimulatorSettings:
+    import dataclasses
+    import datetime as dt
+
+    overrides: dict[str, object] = {}
+    for name, env in SIM_ENV.items():
+        raw = os.environ.get(env)
+        if raw is None or raw == "":
+            continue
+        try:
+            if name == "history_start":
+                overrides[name] = dt.date.fromisoformat(raw)
+            elif name == "signal":
+                overrides[name] = float(raw)
+            else:
+                overrides[name] = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"{env}={raw!r} is not a valid {name}") from exc
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]

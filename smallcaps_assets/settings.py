@@ -1,0 +1,69 @@
+"""Where things live and which market source to use, read from the environment.
+
+Secrets (the Polygon key) are read here and only here, at the moment a client is built; they are
+never stored in Dagster config, metadata or logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+API_KEY_ENV = "POLYGON_API_KEY"
+DATA_DIR_ENV = "SMALLCAPS_DATA_DIR"
+MLRUNS_DIR_ENV = "SMALLCAPS_MLRUNS_DIR"
+SOURCE_FILE = "source.json"
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (falls back to the working directory when installed)."""
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd()
+
+
+def data_root() -> str:
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return configured if "://" in configured else str(Path(configured).expanduser().resolve())
+    return str(project_root() / "data")
+
+
+def mlruns_root() -> Path:
+    configured = os.environ.get(MLRUNS_DIR_ENV)
+    return Path(configured).expanduser().resolve() if configured else project_root() / "mlruns"
+
+
+def polygon_api_key() -> str | None:
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    return key or None
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """The simulated market a data root was built from; kept beside the data so every later run
+    (CLI, UI, schedule) keeps generating the same market."""
+
+    seed: int = 7
+    n_tickers: int = 300
+    signal: float = 1.0
+    history_start: dt.date = dt.date(2018, 1, 2)
+
+    def to_json(self) -> str:
+        payload = asdict(self)
+        payload["history_start"] = self.history_start.isoformat()
+        return json.dumps({"source": "simulated", "simulator": payload}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SimulatorSettings:
+        payload = json.loads(text)["simulator"]
+        return cls(
+            seed=int(payload["seed"]),
+            n_tickers=int(payload["n_tickers"]),
+            signal=float(payload["signal"]),
+            history_start=dt.date.fromisoformat(payload["history_start"]),
+        )

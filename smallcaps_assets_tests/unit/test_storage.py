@@ -1,0 +1,82 @@
+import datetime as dt
+import os
+
+import polars as pl
+import pytest
+
+from smallcaps_assets.core.storage import DataStore, WriteOutcome, time_range
+
+DAY = dt.date(2024, 3, 1)
+T0 = dt.datetime(2024, 3, 2, 12, tzinfo=dt.UTC)
+
+
+def frame(close: float = 1.0) -> pl.DataFrame:
+    return pl.DataFrame({"ticker": ["AAA", "BBB"], "close": [close, 2.0]})
+
+
+def test_layout_is_hive_style(tmp_path):
+    store = DataStore(str(tmp_path))
+    report = store.write("processed", "daily_bars", DAY, frame())
+    assert report.path.endswith("processed/daily_bars/date=2024-03-01/part-0.parquet")
+    assert store.partitions("processed", "daily_bars") == ["2024-03-01"]
+
+
+def test_rewrite_replaces_without_duplicates(tmp_path):
+    store = DataStore(str(tmp_path))
+    store.write("processed", "x", DAY, frame())
+    second = store.write("processed", "x", DAY, frame())
+    assert second.outcome is WriteOutcome.REPLACED
+    assert store.read("processed", "x", DAY).height == 2
+    files = sorted(p.name for p in (tmp_path / "processed" / "x" / "date=2024-03-01").iterdir())
+    assert files == ["part-0.parquet"]
+
+
+def test_raw_same_download_is_unchanged_and_keeps_the_file(tmp_path):
+    store = DataStore(str(tmp_path))
+    first = store.write_immutable("raw", "x", DAY, frame(), ingested_at=T0)
+    path = first.path
+    mtime = os.stat(path).st_mtime_ns
+    again = store.write_immutable("raw", "x", DAY, frame(), ingested_at=T0 + dt.timedelta(days=1))
+    assert (first.outcome, again.outcome) == (WriteOutcome.CREATED, WriteOutcome.UNCHANGED)
+    assert os.stat(path).st_mtime_ns == mtime
+    assert store.versions("raw", "x", DAY) == []
+
+
+def test_raw_different_download_keeps_earlier_version(tmp_path):
+    store = DataStore(str(tmp_path))
+    store.write_immutable("raw", "x", DAY, frame(1.0), ingested_at=T0)
+    report = store.write_immutable("raw", "x", DAY, frame(1.5), ingested_at=T0 + dt.timedelta(hours=1))
+    assert report.outcome is WriteOutcome.VERSIONED
+    versions = store.versions("raw", "x", DAY)
+    assert versions == [report.previous_version]
+    assert pl.read_parquet(versions[0])["close"][0] == 1.0
+    assert store.read("raw", "x", DAY)["close"][0] == 1.5
+    # versions live outside the dataset folder so globs over the dataset never see them
+    assert store.partitions("raw", "x") == ["2024-03-01"]
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    store = DataStore(str(tmp_path))
+    store.write("processed", "x", DAY, frame(1.0))
+
+    def broken_mv(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store._fs, "mv", broken_mv)
+    with pytest.raises(OSError, match="disk full"):
+        store.write("processed", "x", DAY, frame(9.0))
+    folder = tmp_path / "processed" / "x" / "date=2024-03-01"
+    assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
+    assert store.read("processed", "x", DAY)["close"][0] == 1.0
+
+
+def test_missing_partition_error_names_it(tmp_path):
+    store = DataStore(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"raw/daily_bars has no partition 2024-03-01"):
+        store.read("raw", "daily_bars", DAY)
+
+
+def test_time_range():
+    df = pl.DataFrame({"d": [dt.date(2024, 1, 3), dt.date(2024, 1, 1)]})
+    assert time_range(df, "d") == {"first": "2024-01-01", "last": "2024-01-03"}
+    assert time_range(df.clear(), "d") == {"first": None, "last": None}

@@ -1,0 +1,63 @@
+import datetime as dt
+
+import pandera.polars as pa
+import polars as pl
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smallcaps_assets.core.validation import CheckReport, dates_within, validate_schema
+
+
+class Bars(pa.DataFrameModel):
+    ticker: str
+    close: float = pa.Field(gt=0)
+
+    class Config:
+        strict = True
+        unique = ["ticker"]  # noqa: RUF012
+
+
+def test_schema_pass_counts_rows():
+    report = validate_schema(Bars, pl.DataFrame({"ticker": ["A", "B"], "close": [1.0, 2.0]}))
+    assert report.passed
+    assert report.rows_checked == 2
+
+
+def test_schema_failures_are_counted_with_samples():
+    bad = pl.DataFrame({"ticker": ["A", "A", "C"], "close": [1.0, 2.0, -3.0]})
+    report = validate_schema(Bars, bad, partition="2024-03-01")
+    assert not report.passed
+    assert any("greater_than" in check for check in report.by_check)
+    assert any("unique" in check.lower() for check in report.by_check)
+    assert report.sample[0]["partition"] == "2024-03-01"
+    assert {"column", "check", "failure_case", "row"} <= set(report.sample[0])
+
+
+def test_merge_accumulates_and_caps_the_sample():
+    total = CheckReport()
+    bad = pl.DataFrame({"ticker": [f"T{i}" for i in range(30)], "close": [-1.0] * 30})
+    total.merge(validate_schema(Bars, bad))
+    total.merge(validate_schema(Bars, bad))
+    assert total.failures == 60
+    assert total.rows_checked == 60
+    assert len(total.sample) == 10
+
+
+def test_dates_within_flags_rows_outside_the_partition():
+    df = pl.DataFrame({"d": [dt.date(2024, 3, 1), dt.date(2024, 3, 2), None]})
+    report = dates_within(df, "d", [dt.date(2024, 3, 1)])
+    assert report.failures == 2
+
+
+def test_dates_within_reads_datetimes_in_new_york():
+    # 2024-03-02 03:00 UTC is still 2024-03-01 in New York
+    df = pl.DataFrame({"ts": [dt.datetime(2024, 3, 2, 3, 0)]}).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+    assert dates_within(df, "ts", [dt.date(2024, 3, 1)], tz="America/New_York").passed
+    assert not dates_within(df, "ts", [dt.date(2024, 3, 1)]).passed
+
+
+@given(st.lists(st.dates(dt.date(2020, 1, 1), dt.date(2020, 12, 31)), max_size=40), st.dates(dt.date(2020, 1, 1), dt.date(2020, 12, 31)))
+def test_dates_within_counts_exactly_the_other_days(days, allowed):
+    df = pl.DataFrame({"d": days}, schema={"d": pl.Date})
+    report = dates_within(df, "d", [allowed])
+    assert report.failures == sum(d != allowed for d in days)

@@ -1,0 +1,172 @@
+"""The raw layer materialized through Dagster on the simulated market (small partitions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+
+from smallcaps_assets.defs.raw import RAW_DATASETS, raw_assets
+from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+from smallcaps_assets.sources.errors import PolygonAuthError, PolygonSchemaError
+
+RANGE = ("2024-03-01", "2024-03-05")  # Fri, Mon, Tue
+SECRET = "sk-test-0123456789abcdef-NEVER-LOG"
+
+
+@pytest.fixture
+def sim_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.setenv("SMALLCAPS_SIM_TICKERS", "40")
+    monkeypatch.setenv("SMALLCAPS_SIM_SEED", "11")
+    monkeypatch.setenv("SMALLCAPS_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def _materialize(resources, *, partition_key=None, tags=None, selection=None, instance=None):
+    return dg.materialize(
+        raw_assets,
+        resources=resources,
+        partition_key=partition_key,
+        tags=tags,
+        selection=selection,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _range_tags(start: str, end: str) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+
+
+def test_raw_range_is_one_run_with_a_file_and_metadata_per_partition(sim_env):
+    resources = {"market": MarketDataResource(), "data": DataStoreResource()}
+    result = _materialize(resources, tags=_range_tags(*RANGE))
+    assert result.success
+    sessions = ["2024-03-01", "2024-03-04", "2024-03-05"]
+    for dataset in RAW_DATASETS:
+        folder = sim_env / "raw" / dataset.name
+        assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in sessions], dataset.name
+    events = result.get_asset_materialization_events()
+    by_asset: dict[str, list[str]] = {}
+    for event in events:
+        mat = event.event_specific_data.materialization
+        by_asset.setdefault(mat.asset_key.to_user_string(), []).append(mat.partition)
+        assert "dagster/row_count" in mat.metadata
+        assert {"first", "last", "path", "sha256"} <= set(mat.metadata)
+    assert by_asset.keys() == {f"raw/{d.name}" for d in RAW_DATASETS}
+    assert all(sorted(parts) == sessions for parts in by_asset.values())
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 2 * len(RAW_DATASETS)
+    assert all(c.passed for c in checks), [(c.asset_key, c.check_name) for c in checks if not c.passed]
+    bars = pl.read_parquet(sim_env / "raw/daily_bars/date=2024-03-04/part-0.parquet")
+    assert bars.height > 20
+    assert (bars["date"] == dt.date(2024, 3, 4)).all()
+    tickers = pl.read_parquet(sim_env / "raw/tickers/date=2024-03-04/part-0.parquet")
+    assert tickers["active"].any()
+    details = pl.read_parquet(sim_env / "raw/ticker_details/date=2024-03-04/part-0.parquet")
+    assert details.height > 0
+    assert set(details["type"].unique()) == {"CS"}
+    source = json.loads((sim_env / "source.json").read_text())
+    assert source["simulator"]["seed"] == 11
+
+
+def test_rematerializing_gives_the_same_files(sim_env):
+    resources = {"market": MarketDataResource(), "data": DataStoreResource()}
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(resources, partition_key="2024-03-04", instance=instance).success
+    before = _files(sim_env)
+    again = _materialize(resources, partition_key="2024-03-04", instance=instance)
+    assert again.success
+    assert _files(sim_env) == before
+    writes = {
+        e.event_specific_data.materialization.metadata["write"].value for e in again.get_asset_materialization_events()
+    }
+    assert writes == {"unchanged"}
+    assert not (sim_env / "_versions").exists()
+
+
+def test_invalid_partition_key_is_refused_before_anything_is_written(sim_env):
+    resources = {"market": MarketDataResource(), "data": DataStoreResource()}
+    with pytest.raises(dg.DagsterInvalidDefinitionError, match=r"2024-07-04") as info:
+        _materialize(resources, partition_key="2024-07-04")
+    assert "partition" in str(info.value).lower()
+    assert not (sim_env / "raw").exists()
+
+
+class _FakeApi(MarketDataResource):
+    """The real-API code path with a scripted transport."""
+
+    def transport(self, store):  # type: ignore[override]
+        return httpx.MockTransport(_SCRIPT[0])
+
+
+_SCRIPT: list = []
+
+
+def test_bad_api_key_fails_clearly_without_leaking_it_or_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYGON_API_KEY", SECRET)
+
+    def unauthorized(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Authorization"] == f"Bearer {SECRET}"
+        assert SECRET not in str(request.url)
+        return httpx.Response(401, json={"status": "ERROR", "request_id": "x", "error": "Unknown API Key"})
+
+    _SCRIPT[:] = [unauthorized]
+    resources = {"market": _FakeApi(), "data": DataStoreResource(root=str(tmp_path))}
+    result = _materialize(resources, partition_key="2024-03-04", selection=["raw/daily_bars"])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    error = failure.step_failure_data.error
+    text = json.dumps(error.to_string() if hasattr(error, "to_string") else str(error))
+    assert PolygonAuthError.__name__ in text
+    assert "POLYGON_API_KEY" in text
+    assert SECRET not in text
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_response_missing_a_required_field_fails_clearly_without_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYGON_API_KEY", SECRET)
+
+    def grouped_without_close(request: httpx.Request) -> httpx.Response:
+        bar = {"T": "ABCD", "v": 1000.0, "vw": 2.0, "o": 2.0, "h": 2.1, "l": 1.9, "t": 1709586000000, "n": 10}
+        return httpx.Response(200, json={"status": "OK", "resultsCount": 1, "adjusted": False, "results": [bar]})
+
+    _SCRIPT[:] = [grouped_without_close]
+    resources = {"market": _FakeApi(), "data": DataStoreResource(root=str(tmp_path))}
+    result = _materialize(resources, partition_key="2024-03-04", selection=["raw/daily_bars"])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    text = str(failure.step_failure_data.error.to_string())
+    assert PolygonSchemaError.__name__ in text
+    assert "'c'" in text or '"c"' in text or " c " in text
+    assert SECRET not in text
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_failed_schema_check_blocks_and_reports_samples(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYGON_API_KEY", SECRET)
+
+    def inconsistent_ohlc(request: httpx.Request) -> httpx.Response:
+        good = {"T": "GOOD", "v": 10.0, "vw": 2.0, "o": 2.0, "h": 2.1, "l": 1.9, "c": 2.0, "t": 1709586000000, "n": 1}
+        bad = {"T": "BAD", "v": 10.0, "vw": 2.0, "o": 2.0, "h": 1.5, "l": 1.9, "c": 2.0, "t": 1709586000000, "n": 1}
+        return httpx.Response(200, json={"status": "OK", "resultsCount": 2, "adjusted": False, "results": [good, bad]})
+
+    _SCRIPT[:] = [inconsistent_ohlc]
+    resources = {"market": _FakeApi(), "data": DataStoreResource(root=str(tmp_path))}
+    result = _materialize(resources, partition_key="2024-03-04", selection=["raw/daily_bars"])
+    assert not result.success  # a blocking check failed
+    (schema,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "schema"]
+    assert not schema.passed
+    assert schema.metadata["failing_rows"].value >= 1
+    sample = schema.metadata["failure_sample"].value.records
+    assert any("BAD" in str(r.data["failure_case"]) for r in sample)

@@ -5,7 +5,6 @@ runs a ranged backfill as a single run, and takes a slot of the ``polygon_api`` 
 concurrent runs do not multiply the load on the API.
 """
 
-from __future__ import annotations
 
 import asyncio
 import datetime as dt

@@ -277,6 +277,9 @@ def _as_str_list(value: Any) -> list[str]:
     raise _WrongType("a list of strings")
 
 
+_WHOLE_ROW: Final = "<row>"
+
+
 class _Row:
     """One JSON row plus where it came from, so every error can say exactly which value broke."""
 
@@ -298,7 +301,7 @@ class _Row:
         self._label: str | None = None
         if not isinstance(data, dict):
             self._data: Mapping[str, Any] = {}
-            self.fail("<row>", f"is a {type(data).__name__}, expected an object")
+            self.fail(_WHOLE_ROW, f"is a {type(data).__name__}, expected an object")
         self._data = data
         if ticker is None and ticker_key is not None:
             value = data.get(ticker_key)
@@ -313,8 +316,9 @@ class _Row:
             where += f" (ticker {self.ticker!r})"
         elif self._label is not None:
             where += f" ({self._label})"
+        subject = "the row" if field == _WHOLE_ROW else f"field {field!r}"
         raise PolygonSchemaError(
-            f"{self._endpoint} {where}: field {field!r} {problem}",
+            f"{self._endpoint} {where}: {subject} {problem}",
             endpoint=self._endpoint,
             field=field,
             row_index=self._index,

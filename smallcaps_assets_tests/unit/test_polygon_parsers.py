@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -15,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 from smallcaps_assets.sources import parsers
 from smallcaps_assets.sources.errors import PolygonSchemaError
+from smallcaps_assets_tests import polygon_fixtures
 from smallcaps_assets_tests.polygon_fixtures import fixture_results, load_fixture
 
 DAY = date(2024, 1, 2)
@@ -47,6 +49,14 @@ MINIMAL_ROWS: dict[str, dict[str, Any]] = {
     },
     "news": {"id": "n1", "published_utc": "2021-01-27T14:30:00Z", "title": "GME"},
 }
+
+
+def test_missing_fixture_folder_skips_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(polygon_fixtures, "FIXTURES_ROOT", tmp_path / "absent")
+    with pytest.raises(pytest.skip.Exception, match="fixtures not found"):
+        load_fixture("recorded/v3_reference_splits.json")
 
 
 def test_raw_schemas_cover_every_dataset() -> None:

@@ -74,7 +74,9 @@ class RawTickers(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = False
-        unique = ["ticker", "as_of"]  # noqa: RUF012 (Pandera reads a plain class attribute)
+        # A symbol can be reused: a delisted company and a new listing (or several delisted ones)
+        # share it, so the listing's status and delisting time are part of the key.
+        unique = ["ticker", "as_of", "active", "delisted_utc"]  # noqa: RUF012 (Pandera reads a plain class attribute)
 
 
 class RawTickerDetails(pa.DataFrameModel):

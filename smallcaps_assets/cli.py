@@ -47,12 +47,16 @@ def _ensure_instance() -> Path:
 class Layer:
     name: str
     selection: list[str]  # asset keys as user strings, e.g. "raw/daily_bars"
+    partitioned: bool = True
 
 
 def _layers() -> list[Layer]:
     from smallcaps_assets.defs.raw import RAW_DATASETS
 
-    return [Layer("raw", [f"raw/{d.name}" for d in RAW_DATASETS])]
+    return [
+        Layer("raw", [f"raw/{d.name}" for d in RAW_DATASETS]),
+        Layer("catalog", ["catalog/raw"], partitioned=False),
+    ]
 
 
 class ProgressPrinter:
@@ -155,18 +159,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary: list[tuple[str, str, float]] = []
     for layer in _layers():
         layer_started = time.monotonic()
-        total = len(keys) * len(layer.selection)
+        total = len(keys) * len(layer.selection) if layer.partitioned else len(layer.selection)
+        tags = {"smallcaps/launched_by": "smallcaps demo"}
+        if layer.partitioned:
+            tags["dagster/asset_partition_range_start"] = keys[0]
+            tags["dagster/asset_partition_range_end"] = keys[-1]
         with ProgressPrinter(total, layer.name, started):
             result = dg.materialize(
                 all_assets,
                 instance=instance,
                 resources=repo.get_top_level_resources(),
                 selection=[dg.AssetKey.from_user_string(k) for k in layer.selection],
-                tags={
-                    "dagster/asset_partition_range_start": keys[0],
-                    "dagster/asset_partition_range_end": keys[-1],
-                    "smallcaps/launched_by": "smallcaps demo",
-                },
+                tags=tags,
                 raise_on_error=False,
             )
         status = "ok" if result.success else "FAILED"
@@ -219,7 +223,8 @@ def _print_summary(
         f"  data files:  {store.root}\n"
         f"  instance:    {home}\n"
         f"  look at it:  make ui   (Dagster UI on http://127.0.0.1:3000)\n"
-        f"  query it:    uv run dagster asset materialize -m smallcaps_assets.definitions "
+        f'  query it:    uv run smallcaps sql "select count(*) from raw.daily_bars"\n'
+        f"  one partition from the CLI: uv run dagster asset materialize -m smallcaps_assets.definitions "
         f"--select 'key:\"raw/daily_bars\"' --partition {keys[-1]}"
     )
 
@@ -243,6 +248,52 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(command, cwd=settings.project_root())
 
 
+def _catalog_connection():  # type: ignore[no-untyped-def]
+    """Read-only on the catalog file; in-memory views when the file is missing or locked by a writer."""
+    import duckdb
+
+    from smallcaps_assets.core.catalog import ViewSpec, view_statements
+    from smallcaps_assets.core.storage import DataStore, dataset_glob
+    from smallcaps_assets.defs.catalog import default_duckdb_path
+
+    path = default_duckdb_path()
+    if Path(path).exists():
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.Error:
+            pass  # a run holds the write lock; fall back to fresh views over the same files
+    store = DataStore(settings.data_root())
+    views = []
+    for layer_dir in sorted(Path(store.root).glob("*/")) if "://" not in store.root else []:
+        if layer_dir.name.startswith(("_", ".")):
+            continue
+        for dataset_dir in sorted(layer_dir.glob("*/")):
+            if store.partitions(layer_dir.name, dataset_dir.name):
+                views.append(ViewSpec(layer_dir.name, dataset_dir.name, dataset_glob(store, layer_dir.name, dataset_dir.name)))
+    if not views:
+        raise CliError(f"no data under {store.root}: run `make demo` first")
+    con = duckdb.connect()
+    for statement in view_statements(views):
+        con.execute(statement)
+    return con
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+    import polars as pl
+
+    con = _catalog_connection()
+    try:
+        frame = con.sql(args.query).pl()
+    except duckdb.Error as exc:
+        raise CliError(f"query failed: {exc}") from exc
+    finally:
+        con.close()
+    with pl.Config(tbl_rows=args.max_rows, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=60):
+        print(frame)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smallcaps", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -260,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--dagster-port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    sql = sub.add_parser("sql", help="query every layer with DuckDB, e.g. smallcaps sql \"select count(*) from raw.daily_bars\"")
+    sql.add_argument("query")
+    sql.add_argument("--max-rows", type=int, default=40)
+    sql.set_defaults(func=cmd_sql)
     return parser
 
 

@@ -187,3 +187,8 @@ def time_range(df: pl.DataFrame, column: str) -> dict[str, Any]:
         return {"first": None, "last": None}
     lo, hi = df.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi")).row(0)
     return {"first": None if lo is None else lo.isoformat(), "last": None if hi is None else hi.isoformat()}
+
+
+def dataset_glob(store: DataStore, layer: str, dataset: str) -> str:
+    """A glob over every partition file of a dataset, as readers outside the store spell it."""
+    return store.url(posixpath.join(store.dataset_dir(layer, dataset), "date=*", PART_FILE))

@@ -33,7 +33,9 @@ def _iso_date(text: str) -> dt.date:
 
 def _ensure_instance() -> Path:
     """Point Dagster at the project's instance folder, with the project's dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home").resolve()
+    home = Path(
+        os.environ.get("DAGSTER_HOME") or settings.project_root() / ".dagster_home"
+    ).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     project_config = settings.project_root() / "dagster.yaml"
@@ -94,7 +96,9 @@ class ProgressPrinter:
 
     def _print(self) -> None:
         done = sum(self.done.values())
-        assets_done = sum(1 for n in self.done.values() if n >= self.total // max(len(self.done), 1))
+        assets_done = sum(
+            1 for n in self.done.values() if n >= self.total // max(len(self.done), 1)
+        )
         elapsed = time.monotonic() - self.started
         pct = 100.0 * done / self.total if self.total else 100.0
         print(
@@ -113,7 +117,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ[settings.DATA_DIR_ENV] = str(Path(args.data_dir).expanduser().resolve())
     if settings.polygon_api_key():
-        print("note: the demo always runs on the simulated market; POLYGON_API_KEY is ignored here.")
+        print(
+            "note: the demo always runs on the simulated market; POLYGON_API_KEY is ignored here."
+        )
         os.environ.pop(settings.API_KEY_ENV, None)
     for value, env in (
         (args.seed, "SMALLCAPS_SIM_SEED"),
@@ -201,7 +207,11 @@ def _print_failure(result: object) -> None:
 
 
 def _print_summary(
-    store: object, keys: list[str], summary: list[tuple[str, str, float]], started: float, home: Path
+    store: object,
+    keys: list[str],
+    summary: list[tuple[str, str, float]],
+    started: float,
+    home: Path,
 ) -> None:
     from smallcaps_assets.core.storage import DataStore
     from smallcaps_assets.defs.raw import LAYER, RAW_DATASETS
@@ -269,7 +279,13 @@ def _catalog_connection():  # type: ignore[no-untyped-def]
             continue
         for dataset_dir in sorted(layer_dir.glob("*/")):
             if store.partitions(layer_dir.name, dataset_dir.name):
-                views.append(ViewSpec(layer_dir.name, dataset_dir.name, dataset_glob(store, layer_dir.name, dataset_dir.name)))
+                views.append(
+                    ViewSpec(
+                        layer_dir.name,
+                        dataset_dir.name,
+                        dataset_glob(store, layer_dir.name, dataset_dir.name),
+                    )
+                )
     if not views:
         raise CliError(f"no data under {store.root}: run `make demo` first")
     con = duckdb.connect()
@@ -298,13 +314,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smallcaps", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="materialize every asset for a window on the simulated market")
-    demo.add_argument("--start", type=_iso_date, default=DEFAULT_START, help="first session (YYYY-MM-DD)")
-    demo.add_argument("--end", type=_iso_date, default=DEFAULT_END, help="last session (YYYY-MM-DD)")
+    demo = sub.add_parser(
+        "demo", help="materialize every asset for a window on the simulated market"
+    )
+    demo.add_argument(
+        "--start", type=_iso_date, default=DEFAULT_START, help="first session (YYYY-MM-DD)"
+    )
+    demo.add_argument(
+        "--end", type=_iso_date, default=DEFAULT_END, help="last session (YYYY-MM-DD)"
+    )
     demo.add_argument("--tickers", type=int, default=None, help="simulated tickers (default 300)")
     demo.add_argument("--seed", type=int, default=None, help="simulator seed (default 7)")
-    demo.add_argument("--signal", type=float, default=None, help="planted signal strength, 0 = noise (default 1.0)")
-    demo.add_argument("--data-dir", default=None, help="data root (default ./data or $SMALLCAPS_DATA_DIR)")
+    demo.add_argument(
+        "--signal",
+        type=float,
+        default=None,
+        help="planted signal strength, 0 = noise (default 1.0)",
+    )
+    demo.add_argument(
+        "--data-dir", default=None, help="data root (default ./data or $SMALLCAPS_DATA_DIR)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
@@ -312,7 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--dagster-port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
 
-    sql = sub.add_parser("sql", help="query every layer with DuckDB, e.g. smallcaps sql \"select count(*) from raw.daily_bars\"")
+    sql = sub.add_parser(
+        "sql",
+        help='query every layer with DuckDB, e.g. smallcaps sql "select count(*) from raw.daily_bars"',
+    )
     sql.add_argument("query")
     sql.add_argument("--max-rows", type=int, default=40)
     sql.set_defaults(func=cmd_sql)

@@ -48,18 +48,18 @@ def previous_session(day: dt.date) -> dt.date:
     """The last session strictly before ``day``."""
     cal = _nyse()
     ts = pd.Timestamp(day)
-    if cal.is_session(ts):
-        return cal.previous_session(ts).date()
-    return cal.date_to_session(ts, direction="previous").date()
+    found: pd.Timestamp = (
+        cal.previous_session(ts) if cal.is_session(ts) else cal.date_to_session(ts, direction="previous")
+    )
+    return dt.date(found.year, found.month, found.day)
 
 
 def next_session(day: dt.date) -> dt.date:
     """The first session strictly after ``day``."""
     cal = _nyse()
     ts = pd.Timestamp(day)
-    if cal.is_session(ts):
-        return cal.next_session(ts).date()
-    return cal.date_to_session(ts, direction="next").date()
+    found: pd.Timestamp = cal.next_session(ts) if cal.is_session(ts) else cal.date_to_session(ts, direction="next")
+    return dt.date(found.year, found.month, found.day)
 
 
 def session_bounds_utc(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

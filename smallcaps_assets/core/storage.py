@@ -48,7 +48,9 @@ class DataStore:
         fs, base = url_to_fs(self.root)
         self._fs: fsspec.AbstractFileSystem = fs
         self._base: str = base
-        self._is_local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        self._is_local = "file" in (
+            fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+        )
 
     def __repr__(self) -> str:
         return f"DataStore({self.root!r})"
@@ -64,7 +66,7 @@ class DataStore:
         """The path as a URL a reader outside this store (DuckDB, Polars) understands."""
         if self._is_local:
             return path
-        return self._fs.unstrip_protocol(path)
+        return str(self._fs.unstrip_protocol(path))
 
     def exists(self, layer: str, dataset: str, day: dt.date | str) -> bool:
         return bool(self._fs.exists(self.partition_path(layer, dataset, day)))
@@ -72,7 +74,10 @@ class DataStore:
     def partitions(self, layer: str, dataset: str) -> list[str]:
         """Partition keys (ISO dates) that have a file, sorted."""
         pattern = posixpath.join(self.dataset_dir(layer, dataset), "date=*", PART_FILE)
-        keys = [posixpath.basename(posixpath.dirname(p)).removeprefix("date=") for p in self._fs.glob(pattern)]
+        keys = [
+            posixpath.basename(posixpath.dirname(p)).removeprefix("date=")
+            for p in self._fs.glob(pattern)
+        ]
         return sorted(keys)
 
     # -- reading -----------------------------------------------------------------------------
@@ -98,10 +103,18 @@ class DataStore:
         existed = bool(self._fs.exists(path))
         self._publish(path, payload)
         outcome = WriteOutcome.REPLACED if existed else WriteOutcome.CREATED
-        return WriteReport(path=self.url(path), outcome=outcome, rows=df.height, sha256=_sha(payload))
+        return WriteReport(
+            path=self.url(path), outcome=outcome, rows=df.height, sha256=_sha(payload)
+        )
 
     def write_immutable(
-        self, layer: str, dataset: str, day: dt.date | str, df: pl.DataFrame, *, ingested_at: dt.datetime
+        self,
+        layer: str,
+        dataset: str,
+        day: dt.date | str,
+        df: pl.DataFrame,
+        *,
+        ingested_at: dt.datetime,
     ) -> WriteReport:
         """Write a raw partition; never lose an earlier download that differs from this one."""
         path = self.partition_path(layer, dataset, day)
@@ -121,11 +134,17 @@ class DataStore:
         self._fs.copy(path, version_path)
         self._publish(path, payload)
         return WriteReport(
-            self.url(path), WriteOutcome.VERSIONED, df.height, digest, previous_version=self.url(version_path)
+            self.url(path),
+            WriteOutcome.VERSIONED,
+            df.height,
+            digest,
+            previous_version=self.url(version_path),
         )
 
     def versions(self, layer: str, dataset: str, day: dt.date | str) -> list[str]:
-        pattern = posixpath.join(self._base, VERSIONS_DIR, layer, dataset, f"date={_iso(day)}", "*.parquet")
+        pattern = posixpath.join(
+            self._base, VERSIONS_DIR, layer, dataset, f"date={_iso(day)}", "*.parquet"
+        )
         return sorted(self.url(p) for p in self._fs.glob(pattern))
 
     def write_text(self, relative_path: str, text: str) -> str:
@@ -186,7 +205,10 @@ def time_range(df: pl.DataFrame, column: str) -> dict[str, Any]:
     if df.is_empty() or column not in df.columns:
         return {"first": None, "last": None}
     lo, hi = df.select(pl.col(column).min().alias("lo"), pl.col(column).max().alias("hi")).row(0)
-    return {"first": None if lo is None else lo.isoformat(), "last": None if hi is None else hi.isoformat()}
+    return {
+        "first": None if lo is None else lo.isoformat(),
+        "last": None if hi is None else hi.isoformat(),
+    }
 
 
 def dataset_glob(store: DataStore, layer: str, dataset: str) -> str:

@@ -39,14 +39,21 @@ class CheckReport:
             self.sample.extend(other.sample[:room])
 
 
-def validate_schema(model: type[pa.DataFrameModel], df: pl.DataFrame, *, partition: str = "") -> CheckReport:
+def validate_schema(
+    model: type[pa.DataFrameModel], df: pl.DataFrame, *, partition: str = ""
+) -> CheckReport:
     """Run a Pandera model over ``df`` (eagerly: a LazyFrame would only get schema checks)."""
     try:
         model.validate(df, lazy=True)
     except SchemaErrors as exc:
         cases = exc.failure_cases.with_columns(pl.col("failure_case").cast(pl.String))
-        counts = cases.group_by("column", "check").agg(pl.len().alias("n")).sort("n", descending=True)
-        by_check = {f"{row['column']}: {row['check']}": int(row["n"]) for row in counts.iter_rows(named=True)}
+        counts = (
+            cases.group_by("column", "check").agg(pl.len().alias("n")).sort("n", descending=True)
+        )
+        by_check = {
+            f"{row['column']}: {row['check']}": int(row["n"])
+            for row in counts.iter_rows(named=True)
+        }
         sample = [
             {
                 "partition": partition,
@@ -62,7 +69,12 @@ def validate_schema(model: type[pa.DataFrameModel], df: pl.DataFrame, *, partiti
 
 
 def dates_within(
-    df: pl.DataFrame, column: str, allowed: Iterable[dt.date], *, partition: str = "", tz: str | None = None
+    df: pl.DataFrame,
+    column: str,
+    allowed: Iterable[dt.date],
+    *,
+    partition: str = "",
+    tz: str | None = None,
 ) -> CheckReport:
     """Every value of ``column`` (a date, or a datetime read in ``tz``) falls on an allowed day."""
     allowed_days = sorted(set(allowed))

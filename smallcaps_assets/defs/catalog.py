@@ -29,7 +29,9 @@ def build_catalog_asset(layer: str, datasets: list[str]) -> dg.AssetsDefinition:
         automation_condition=dg.AutomationCondition.eager(),
         kinds={"duckdb"},
     )
-    def _catalog(context: dg.AssetExecutionContext, duckdb: DuckDBResource, data: DataStoreResource) -> dg.MaterializeResult:
+    def _catalog(
+        context: dg.AssetExecutionContext, duckdb: DuckDBResource, data: DataStoreResource
+    ) -> dg.MaterializeResult:
         store = data.store()
         present = [d for d in datasets if store.partitions(layer, d)]
         views = [ViewSpec(layer, d, dataset_glob(store, layer, d)) for d in present]
@@ -43,7 +45,9 @@ def build_catalog_asset(layer: str, datasets: list[str]) -> dg.AssetsDefinition:
         progress.partition_done(f"catalog/{layer}", "")
         missing = sorted(set(datasets) - set(present))
         if missing:
-            context.log.info(f"no files yet for {missing}; their views are created once they have data")
+            context.log.info(
+                f"no files yet for {missing}; their views are created once they have data"
+            )
         return dg.MaterializeResult(
             metadata={
                 "database": dg.MetadataValue.path(duckdb.database),

@@ -21,7 +21,9 @@ SCHEMA_CHECK = "schema"
 DATES_CHECK = "dates_in_partition"
 
 
-def check_specs(asset_key: dg.AssetKey, model: type[pa.DataFrameModel], *, dated: bool = True) -> list[dg.AssetCheckSpec]:
+def check_specs(
+    asset_key: dg.AssetKey, model: type[pa.DataFrameModel], *, dated: bool = True
+) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec(
             SCHEMA_CHECK,
@@ -45,7 +47,14 @@ def check_specs(asset_key: dg.AssetKey, model: type[pa.DataFrameModel], *, dated
 class PartitionChecks:
     """Accumulates check reports across the partitions of one run."""
 
-    def __init__(self, asset_key: dg.AssetKey, model: type[pa.DataFrameModel], *, date_column: str | None, tz: str | None = None) -> None:
+    def __init__(
+        self,
+        asset_key: dg.AssetKey,
+        model: type[pa.DataFrameModel],
+        *,
+        date_column: str | None,
+        tz: str | None = None,
+    ) -> None:
         self.asset_key = asset_key
         self.model = model
         self.date_column = date_column
@@ -54,12 +63,20 @@ class PartitionChecks:
         self.dates = CheckReport()
         self.partitions: list[str] = []
 
-    def observe(self, partition_key: str, df: pl.DataFrame, *, allowed_days: Iterable[dt.date] | None = None) -> None:
+    def observe(
+        self, partition_key: str, df: pl.DataFrame, *, allowed_days: Iterable[dt.date] | None = None
+    ) -> None:
         self.partitions.append(partition_key)
         self.schema.merge(validate_schema(self.model, df, partition=partition_key))
         if self.date_column is not None:
-            days = list(allowed_days) if allowed_days is not None else [dt.date.fromisoformat(partition_key)]
-            self.dates.merge(dates_within(df, self.date_column, days, partition=partition_key, tz=self.tz))
+            days = (
+                list(allowed_days)
+                if allowed_days is not None
+                else [dt.date.fromisoformat(partition_key)]
+            )
+            self.dates.merge(
+                dates_within(df, self.date_column, days, partition=partition_key, tz=self.tz)
+            )
 
     def results(self) -> list[dg.AssetCheckResult]:
         results = [_to_result(self.asset_key, SCHEMA_CHECK, self.schema, self.partitions)]
@@ -68,7 +85,9 @@ class PartitionChecks:
         return results
 
 
-def _to_result(asset_key: dg.AssetKey, name: str, report: CheckReport, partitions: list[str]) -> dg.AssetCheckResult:
+def _to_result(
+    asset_key: dg.AssetKey, name: str, report: CheckReport, partitions: list[str]
+) -> dg.AssetCheckResult:
     metadata: dict[str, dg.RawMetadataValue] = {
         "rows_checked": report.rows_checked,
         "failing_rows": report.failures,
@@ -78,7 +97,8 @@ def _to_result(asset_key: dg.AssetKey, name: str, report: CheckReport, partition
         metadata["partition_range"] = f"{min(partitions)}...{max(partitions)}"
     if not report.passed:
         lines = ["| check | failures |", "|---|---|"] + [
-            f"| {check} | {count} |" for check, count in sorted(report.by_check.items(), key=lambda kv: -kv[1])
+            f"| {check} | {count} |"
+            for check, count in sorted(report.by_check.items(), key=lambda kv: -kv[1])
         ]
         metadata["failures_by_check"] = dg.MetadataValue.md("\n".join(lines))
         columns = ["partition", "column", "check", "failure_case", "row"]

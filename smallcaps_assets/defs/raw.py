@@ -5,7 +5,6 @@ runs a ranged backfill as a single run, and takes a slot of the ``polygon_api`` 
 concurrent runs do not multiply the load on the API.
 """
 
-
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -65,7 +64,9 @@ def covered_days(session: dt.date, *, covers_closed_days: bool) -> list[dt.date]
 
 # -- fetchers: one session's data, parsed into a typed frame -----------------------------------
 async def _fetch_tickers(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
-    active, delisted = await asyncio.gather(client.tickers(day, active=True), client.tickers(day, active=False))
+    active, delisted = await asyncio.gather(
+        client.tickers(day, active=True), client.tickers(day, active=False)
+    )
     return parsers.parse_tickers([*active, *delisted], as_of=day)
 
 
@@ -79,11 +80,15 @@ async def _previous_closes(client: PolygonClient, day: dt.date, store: DataStore
     if store.exists(LAYER, "daily_bars", previous):
         bars = store.read(LAYER, "daily_bars", previous)
     else:
-        bars = parsers.parse_grouped_daily(await client.grouped_daily(previous, adjusted=False), previous)
+        bars = parsers.parse_grouped_daily(
+            await client.grouped_daily(previous, adjusted=False), previous
+        )
     return bars.select("ticker", pl.col("close").alias("previous_close"))
 
 
-async def _fetch_ticker_details(client: PolygonClient, day: dt.date, store: DataStore) -> pl.DataFrame:
+async def _fetch_ticker_details(
+    client: PolygonClient, day: dt.date, store: DataStore
+) -> pl.DataFrame:
     rules = UniverseRules()
     if store.exists(LAYER, "tickers", day):
         tickers = store.read(LAYER, "tickers", day)
@@ -91,7 +96,9 @@ async def _fetch_ticker_details(client: PolygonClient, day: dt.date, store: Data
         tickers = await _fetch_tickers(client, day, store)
     closes = await _previous_closes(client, day, store)
     wanted = (
-        tickers.filter(pl.col("active") & (pl.col("type") == COMMON_STOCK) & (pl.col("market") == "stocks"))
+        tickers.filter(
+            pl.col("active") & (pl.col("type") == COMMON_STOCK) & (pl.col("market") == "stocks")
+        )
         .join(closes, on="ticker", how="inner")
         .filter(pl.col("previous_close") <= rules.price_max)
         .get_column("ticker")
@@ -120,7 +127,9 @@ async def _fetch_financials(client: PolygonClient, day: dt.date, _: DataStore) -
 async def _fetch_news(client: PolygonClient, day: dt.date, _: DataStore) -> pl.DataFrame:
     days = covered_days(day, covers_closed_days=True)
     pages = await client.gather([client.news(d) for d in days])
-    rows = {row["id"]: row for page in pages for row in page if isinstance(row, dict) and "id" in row}
+    rows = {
+        row["id"]: row for page in pages for row in page if isinstance(row, dict) and "id" in row
+    }
     # Keep rows without an id too, so the parser can name the missing field instead of dropping it.
     orphans = [row for page in pages for row in page if not (isinstance(row, dict) and "id" in row)]
     return parsers.parse_news([*rows.values(), *orphans])
@@ -155,9 +164,14 @@ RAW_DATASETS: list[RawDataset] = [
         time_column="as_of",
         deps=[dg.AssetDep(dg.AssetKey([LAYER, "tickers"])), _previous_session_bars],
     ),
-    RawDataset("splits", "Splits executing on the session.", _fetch_splits, time_column="execution_date"),
     RawDataset(
-        "dividends", "Dividends going ex on the session.", _fetch_dividends, time_column="ex_dividend_date"
+        "splits", "Splits executing on the session.", _fetch_splits, time_column="execution_date"
+    ),
+    RawDataset(
+        "dividends",
+        "Dividends going ex on the session.",
+        _fetch_dividends,
+        time_column="ex_dividend_date",
     ),
     RawDataset(
         "financials",
@@ -215,11 +229,17 @@ def materialize_raw(
     async def fetch_all() -> dict[str, int]:
         nonlocal total_rows
         async with market.client(store) as client:
-            async for day, frame in _bounded(days, lambda d: dataset.fetch(client, d, store), SESSIONS_IN_FLIGHT):
-                report = store.write_immutable(LAYER, dataset.name, day, frame, ingested_at=ingested_at)
+            async for day, frame in _bounded(
+                days, lambda d: dataset.fetch(client, d, store), SESSIONS_IN_FLIGHT
+            ):
+                report = store.write_immutable(
+                    LAYER, dataset.name, day, frame, ingested_at=ingested_at
+                )
                 key = day.isoformat()
                 checks.observe(
-                    key, frame, allowed_days=covered_days(day, covers_closed_days=dataset.covers_closed_days)
+                    key,
+                    frame,
+                    allowed_days=covered_days(day, covers_closed_days=dataset.covers_closed_days),
                 )
                 outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
                 total_rows += frame.height
@@ -233,7 +253,9 @@ def materialize_raw(
                     "write": report.outcome.value,
                 }
                 if report.outcome is WriteOutcome.VERSIONED:
-                    metadata["previous_version"] = dg.MetadataValue.path(report.previous_version or "")
+                    metadata["previous_version"] = dg.MetadataValue.path(
+                        report.previous_version or ""
+                    )
                     context.log.warning(
                         f"{dataset.key.to_user_string()} {key}: the source now differs from the stored "
                         f"download; the earlier file is kept at {report.previous_version}"
@@ -241,7 +263,11 @@ def materialize_raw(
                 context.add_asset_metadata(metadata, partition_key=key)
                 progress.partition_done(dataset.key.to_user_string(), key)
             stats = client.stats
-            return {"requests": stats.requests, "retries": stats.retries, "not_found": len(stats.not_found)}
+            return {
+                "requests": stats.requests,
+                "retries": stats.retries,
+                "not_found": len(stats.not_found),
+            }
 
     request_stats = asyncio.run(fetch_all())
     context.log.info(

@@ -81,7 +81,12 @@ def _market(sim: SimulatorSettings):  # type: ignore[no-untyped-def]
     from smallcaps_assets.sources.simulator import SimConfig, SimulatedMarket
 
     return SimulatedMarket(
-        SimConfig(seed=sim.seed, n_tickers=sim.n_tickers, signal=sim.signal, history_start=sim.history_start)
+        SimConfig(
+            seed=sim.seed,
+            n_tickers=sim.n_tickers,
+            signal=sim.signal,
+            history_start=sim.history_start,
+        )
     )
 
 

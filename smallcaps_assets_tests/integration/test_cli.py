@@ -108,7 +108,18 @@ def test_invalid_partition_on_the_cli_is_a_clear_error(env, tmp_path):
 
 def test_smallcaps_demo_small_window(env, tmp_path):
     done = run(
-        [str(BIN / "smallcaps"), "demo", "--start", "2024-03-01", "--end", "2024-03-05", "--tickers", "30", "--seed", "5"],
+        [
+            str(BIN / "smallcaps"),
+            "demo",
+            "--start",
+            "2024-03-01",
+            "--end",
+            "2024-03-05",
+            "--tickers",
+            "30",
+            "--seed",
+            "5",
+        ],
         env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -121,6 +132,8 @@ def test_smallcaps_demo_small_window(env, tmp_path):
 
 
 def test_smallcaps_demo_rejects_a_window_without_sessions(env):
-    done = run([str(BIN / "smallcaps"), "demo", "--start", "2024-07-04", "--end", "2024-07-04"], env)
+    done = run(
+        [str(BIN / "smallcaps"), "demo", "--start", "2024-07-04", "--end", "2024-07-04"], env
+    )
     assert done.returncode == 2
     assert "no NYSE session" in done.stderr

@@ -55,7 +55,9 @@ def test_raw_range_is_one_run_with_a_file_and_metadata_per_partition(sim_env):
     sessions = ["2024-03-01", "2024-03-04", "2024-03-05"]
     for dataset in RAW_DATASETS:
         folder = sim_env / "raw" / dataset.name
-        assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in sessions], dataset.name
+        assert sorted(p.name for p in folder.iterdir()) == [f"date={d}" for d in sessions], (
+            dataset.name
+        )
     events = result.get_asset_materialization_events()
     by_asset: dict[str, list[str]] = {}
     for event in events:
@@ -67,7 +69,9 @@ def test_raw_range_is_one_run_with_a_file_and_metadata_per_partition(sim_env):
     assert all(sorted(parts) == sessions for parts in by_asset.values())
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 2 * len(RAW_DATASETS)
-    assert all(c.passed for c in checks), [(c.asset_key, c.check_name) for c in checks if not c.passed]
+    assert all(c.passed for c in checks), [
+        (c.asset_key, c.check_name) for c in checks if not c.passed
+    ]
     bars = pl.read_parquet(sim_env / "raw/daily_bars/date=2024-03-04/part-0.parquet")
     assert bars.height > 20
     assert (bars["date"] == dt.date(2024, 3, 4)).all()
@@ -89,7 +93,8 @@ def test_rematerializing_gives_the_same_files(sim_env):
     assert again.success
     assert _files(sim_env) == before
     writes = {
-        e.event_specific_data.materialization.metadata["write"].value for e in again.get_asset_materialization_events()
+        e.event_specific_data.materialization.metadata["write"].value
+        for e in again.get_asset_materialization_events()
     }
     assert writes == {"unchanged"}
     assert not (sim_env / "_versions").exists()
@@ -119,7 +124,9 @@ def test_bad_api_key_fails_clearly_without_leaking_it_or_writing(tmp_path, monke
     def unauthorized(request: httpx.Request) -> httpx.Response:
         assert request.headers["Authorization"] == f"Bearer {SECRET}"
         assert SECRET not in str(request.url)
-        return httpx.Response(401, json={"status": "ERROR", "request_id": "x", "error": "Unknown API Key"})
+        return httpx.Response(
+            401, json={"status": "ERROR", "request_id": "x", "error": "Unknown API Key"}
+        )
 
     _SCRIPT[:] = [unauthorized]
     resources = {"market": _FakeApi(), "data": DataStoreResource(root=str(tmp_path))}
@@ -138,8 +145,19 @@ def test_response_missing_a_required_field_fails_clearly_without_a_file(tmp_path
     monkeypatch.setenv("POLYGON_API_KEY", SECRET)
 
     def grouped_without_close(request: httpx.Request) -> httpx.Response:
-        bar = {"T": "ABCD", "v": 1000.0, "vw": 2.0, "o": 2.0, "h": 2.1, "l": 1.9, "t": 1709586000000, "n": 10}
-        return httpx.Response(200, json={"status": "OK", "resultsCount": 1, "adjusted": False, "results": [bar]})
+        bar = {
+            "T": "ABCD",
+            "v": 1000.0,
+            "vw": 2.0,
+            "o": 2.0,
+            "h": 2.1,
+            "l": 1.9,
+            "t": 1709586000000,
+            "n": 10,
+        }
+        return httpx.Response(
+            200, json={"status": "OK", "resultsCount": 1, "adjusted": False, "results": [bar]}
+        )
 
     _SCRIPT[:] = [grouped_without_close]
     resources = {"market": _FakeApi(), "data": DataStoreResource(root=str(tmp_path))}
@@ -157,9 +175,31 @@ def test_failed_schema_check_blocks_and_reports_samples(tmp_path, monkeypatch):
     monkeypatch.setenv("POLYGON_API_KEY", SECRET)
 
     def inconsistent_ohlc(request: httpx.Request) -> httpx.Response:
-        good = {"T": "GOOD", "v": 10.0, "vw": 2.0, "o": 2.0, "h": 2.1, "l": 1.9, "c": 2.0, "t": 1709586000000, "n": 1}
-        bad = {"T": "BAD", "v": 10.0, "vw": 2.0, "o": 2.0, "h": 1.5, "l": 1.9, "c": 2.0, "t": 1709586000000, "n": 1}
-        return httpx.Response(200, json={"status": "OK", "resultsCount": 2, "adjusted": False, "results": [good, bad]})
+        good = {
+            "T": "GOOD",
+            "v": 10.0,
+            "vw": 2.0,
+            "o": 2.0,
+            "h": 2.1,
+            "l": 1.9,
+            "c": 2.0,
+            "t": 1709586000000,
+            "n": 1,
+        }
+        bad = {
+            "T": "BAD",
+            "v": 10.0,
+            "vw": 2.0,
+            "o": 2.0,
+            "h": 1.5,
+            "l": 1.9,
+            "c": 2.0,
+            "t": 1709586000000,
+            "n": 1,
+        }
+        return httpx.Response(
+            200, json={"status": "OK", "resultsCount": 2, "adjusted": False, "results": [good, bad]}
+        )
 
     _SCRIPT[:] = [inconsistent_ohlc]
     resources = {"market": _FakeApi(), "data": DataStoreResource(root=str(tmp_path))}

@@ -30,7 +30,9 @@ def test_closed_days_are_not_partitions(day, why):
 
 def test_partition_keys_equal_exchange_sessions_exactly():
     keys = [k for k in trading_days.get_partition_keys() if k <= "2025-12-31"]
-    expected = [d.isoformat() for d in calendar.sessions(dt.date(2019, 1, 2), dt.date(2025, 12, 31))]
+    expected = [
+        d.isoformat() for d in calendar.sessions(dt.date(2019, 1, 2), dt.date(2025, 12, 31))
+    ]
     assert keys == expected
 
 

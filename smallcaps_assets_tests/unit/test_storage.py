@@ -45,7 +45,9 @@ def test_raw_same_download_is_unchanged_and_keeps_the_file(tmp_path):
 def test_raw_different_download_keeps_earlier_version(tmp_path):
     store = DataStore(str(tmp_path))
     store.write_immutable("raw", "x", DAY, frame(1.0), ingested_at=T0)
-    report = store.write_immutable("raw", "x", DAY, frame(1.5), ingested_at=T0 + dt.timedelta(hours=1))
+    report = store.write_immutable(
+        "raw", "x", DAY, frame(1.5), ingested_at=T0 + dt.timedelta(hours=1)
+    )
     assert report.outcome is WriteOutcome.VERSIONED
     versions = store.versions("raw", "x", DAY)
     assert versions == [report.previous_version]

@@ -51,12 +51,17 @@ def test_dates_within_flags_rows_outside_the_partition():
 
 def test_dates_within_reads_datetimes_in_new_york():
     # 2024-03-02 03:00 UTC is still 2024-03-01 in New York
-    df = pl.DataFrame({"ts": [dt.datetime(2024, 3, 2, 3, 0)]}).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+    df = pl.DataFrame({"ts": [dt.datetime(2024, 3, 2, 3, 0)]}).with_columns(
+        pl.col("ts").dt.replace_time_zone("UTC")
+    )
     assert dates_within(df, "ts", [dt.date(2024, 3, 1)], tz="America/New_York").passed
     assert not dates_within(df, "ts", [dt.date(2024, 3, 1)]).passed
 
 
-@given(st.lists(st.dates(dt.date(2020, 1, 1), dt.date(2020, 12, 31)), max_size=40), st.dates(dt.date(2020, 1, 1), dt.date(2020, 12, 31)))
+@given(
+    st.lists(st.dates(dt.date(2020, 1, 1), dt.date(2020, 12, 31)), max_size=40),
+    st.dates(dt.date(2020, 1, 1), dt.date(2020, 12, 31)),
+)
 def test_dates_within_counts_exactly_the_other_days(days, allowed):
     df = pl.DataFrame({"d": days}, schema={"d": pl.Date})
     report = dates_within(df, "d", [allowed])

@@ -32,7 +32,11 @@ demo: install
 	$(UV) run smallcaps demo
 
 test: install
-	$(UV) run pytest $(PYTEST_ARGS)
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	@# pytest exits 5 when it collects nothing; make treats any non-zero exit as failure.
+	$(UV) run pytest -n 2 $(PYTEST_ARGS)
 
 ui: install
 	$(UV) run smallcaps ui

@@ -49,7 +49,9 @@ def previous_session(day: dt.date) -> dt.date:
     cal = _nyse()
     ts = pd.Timestamp(day)
     found: pd.Timestamp = (
-        cal.previous_session(ts) if cal.is_session(ts) else cal.date_to_session(ts, direction="previous")
+        cal.previous_session(ts)
+        if cal.is_session(ts)
+        else cal.date_to_session(ts, direction="previous")
     )
     return dt.date(found.year, found.month, found.day)
 
@@ -58,7 +60,9 @@ def next_session(day: dt.date) -> dt.date:
     """The first session strictly after ``day``."""
     cal = _nyse()
     ts = pd.Timestamp(day)
-    found: pd.Timestamp = cal.next_session(ts) if cal.is_session(ts) else cal.date_to_session(ts, direction="next")
+    found: pd.Timestamp = (
+        cal.next_session(ts) if cal.is_session(ts) else cal.date_to_session(ts, direction="next")
+    )
     return dt.date(found.year, found.month, found.day)
 
 

@@ -45,6 +45,7 @@ class Sessions:
     """The sessions in ``[start, end]``; index ``t`` is the session's position."""
 
     days: tuple[date, ...]
+    dates: np.ndarray  # datetime64[D], the same days
     ordinals: np.ndarray  # int64 proleptic ordinals, ascending
     open_ms: np.ndarray  # int64 regular open (09:30 ET)
     regular_minutes: np.ndarray  # int64 390, or 210 on early closes
@@ -81,6 +82,7 @@ def sessions_between(start: date, end: date) -> Sessions:
     close_ms = (schedule["close"].astype("int64").to_numpy() // 1_000_000).astype(np.int64)
     return Sessions(
         days=days,
+        dates=np.array(days, dtype="datetime64[D]"),
         ordinals=np.array([d.toordinal() for d in days], dtype=np.int64),
         open_ms=open_ms,
         regular_minutes=(close_ms - open_ms) // MINUTE_MS,

@@ -80,10 +80,14 @@ def test_partition_range_runs_the_raw_layer_as_one_run(env, tmp_path):
     for dataset in RAW_DATASETS:
         folders = sorted(p.name for p in (tmp_path / "data/raw" / dataset.name).iterdir())
         assert folders == ["date=2024-03-01", "date=2024-03-04", "date=2024-03-05"]
-    with dg.instance_for_test(temp_dir=env["DAGSTER_HOME"]) as instance:
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    try:
         runs = instance.get_runs()
         assert len(runs) == 1
         assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-03-01"
+        assert runs[0].tags["dagster/asset_partition_range_end"] == "2024-03-05"
+    finally:
+        instance.dispose()
 
 
 def test_invalid_partition_on_the_cli_is_a_clear_error(env, tmp_path):

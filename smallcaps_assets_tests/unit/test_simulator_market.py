@@ -183,3 +183,25 @@ def test_adjusted_history_has_no_split_jumps_but_unadjusted_does():
         assert raw["volume"][0] / adjusted["volume"][0] == pytest.approx(
             adjusted["close"][0] / raw["close"][0], rel=1e-6
         )
+
+
+def test_universe_truth_reveals_the_latent_state_of_the_day():
+    m = market()
+    panel = m.panel
+    t = int(panel.gaps.t[len(panel.gaps) // 2])
+    day = m.sessions.days[t]
+    truth = m.universe_truth(day)
+    assert truth.height == len(m.listed_on(t))
+    regime = truth.filter(pl.col("gap_regime"))
+    assert regime.height >= 1
+    assert regime["quality"].null_count() == 0
+    assert regime["pattern"].null_count() == 0
+    assert (
+        truth.filter(~pl.col("gap_regime"))["quality"].null_count() == truth.height - regime.height
+    )
+    small = truth.filter(pl.col("small_cap_universe"))
+    assert small.height > 0
+    assert set(small["type"]) == {"CS"}
+    assert set(small["primary_exchange"]) <= {"XNAS", "XNYS", "XASE"}
+    assert small["previous_close"].is_between(0.5, 20.0).all()
+    assert m.universe_truth(date(2023, 7, 4)).is_empty()

@@ -16,7 +16,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from smallcaps_assets.core.universe import UniverseRules
 from smallcaps_assets.sources.simulator import SimConfig, SimulatedMarket
+from smallcaps_assets.sources.simulator.config import GAP_REGIME_THRESHOLD
 from smallcaps_assets.sources.simulator.daily import Catalyst
 from smallcaps_assets.sources.simulator.gapsession import EXCURSION, KAPPA, SIGMA, gap_sessions
 
@@ -64,7 +66,8 @@ def events(signal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = market(signal)
     panel, sessions, gaps = m.panel, m.sessions, m.panel.gaps
     lo, hi = sessions.first_on_or_after(WINDOW[0]), sessions.last_on_or_before(WINDOW[1])
-    rows = np.flatnonzero((gaps.t >= lo) & (gaps.t <= hi) & (gaps.gap > 0))
+    seasoned = gaps.t >= panel.list_idx[gaps.tid] + 20  # a month of history to compare with
+    rows = np.flatnonzero((gaps.t >= lo) & (gaps.t <= hi) & (gaps.gap > 0) & seasoned)
     tids, ts = gaps.tid[rows], gaps.t[rows]
 
     # What the morning shows: premarket volume against its own 20-day norm, the news tone,
@@ -169,7 +172,32 @@ def test_at_signal_one_the_same_observables_rank_take_profit_first():
 
 
 def test_every_reported_gap_of_ten_percent_runs_under_the_session_law():
+    assert UniverseRules().gap_min > GAP_REGIME_THRESHOLD
     panel = market(0.0).daily_panel()
     big = panel.filter(pl.col("gap").abs() >= 0.10)
     assert big.height > 500
     assert big["gap_regime"].all()
+
+
+def test_at_signal_zero_nothing_before_a_bar_hints_at_how_far_the_session_will_move():
+    m = market(0.0)
+    gaps, sessions = m.panel.gaps, m.sessions
+    rows = np.flatnonzero(gaps.t >= gaps.t.max() - 300)
+    tids, ts = gaps.tid[rows], gaps.t[rows]
+    bars = m.minute_bar_batch(tids, ts)
+    early_volume, premarket_wiggle, later_move = [], [], []
+    for k in range(len(rows)):
+        part = bars.pair(k)
+        t, close, volume = bars.t[part], bars.close[part], bars.volume[part]
+        open_ms = sessions.open_ms[ts[k]]
+        pre = t < open_ms
+        first_half_hour = (t >= open_ms) & (t < open_ms + 30 * 60_000)
+        rest = bars.regular[part] & (t >= open_ms + 30 * 60_000)
+        if pre.sum() < 5 or rest.sum() < 60:
+            continue
+        early_volume.append(np.log(volume[first_half_hour].sum()))
+        premarket_wiggle.append(np.std(np.diff(np.log(close[pre]))))
+        later_move.append(abs(np.log(close[rest][-1] / close[first_half_hour][-1])))
+    assert len(later_move) > 300
+    for observed in (early_volume, premarket_wiggle):
+        assert abs(np.corrcoef(observed, later_move)[0, 1]) < 0.1

@@ -13,11 +13,10 @@ CALENDAR_LAST_DAY: Final = date(2030, 12, 31)
 
 # A session whose split-adjusted open is at least this far from the previous close runs its
 # regular session (and the following after-hours) under the i.i.d. minute law of
-# ``intraday.py``. It sits below the 10% gap definition so that the 4-decimal rounding of
-# reported prices can never make a reported 10% gap fall outside that regime.
+# ``gapsession.py``. It sits below the universe's 10% gap definition
+# (``core.universe.UniverseRules.gap_min``) so that the 4-decimal rounding of reported prices can
+# never make a reported 10% gap fall outside that regime.
 GAP_REGIME_THRESHOLD: Final = 0.095
-# The gap size the API consumer is expected to call a gap day.
-GAP_DAY_THRESHOLD: Final = 0.10
 
 MAX_TICKERS: Final = 50_000
 

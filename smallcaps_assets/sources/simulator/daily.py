@@ -21,9 +21,9 @@ overnight move reaches ``GAP_REGIME_THRESHOLD`` is a gap-regime session.
 The gap quality ``q`` of a session (used only by the gap-session law) is::
 
     q = 0.5 * z_rvol + 0.6 * catalyst_score - 0.35 * (log(float) - log(20e6)) - 0.6 * diluted
-        + 0.55 * eta
+        + 0.4 * eta
 
-where ``z_rvol`` also multiplies the session's premarket volume by ``exp(0.8 * z_rvol)`` (so
+where ``z_rvol`` also multiplies the session's premarket volume by ``exp(z_rvol)`` (so
 premarket RVOL reveals it), ``catalyst_score`` is the tone of the morning's news (FDA 1.3,
 merger 1.0, contract 0.8, partnership 0.7, earnings beat 0.5, no news 0, earnings miss -0.6,
 offering -1.3, bankruptcy -1.5), the float is economic float shares, ``diluted`` flags an
@@ -36,7 +36,9 @@ after 60 sessions above $100. Prices are stored as integer ten-thousandths of a 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -56,6 +58,7 @@ PREMARKET_NEWS_LAST_MINUTE: Final = 318  # 09:18 ET: premarket catalysts land be
 
 _CHUNK: Final = 256  # tickers simulated together (bounds memory at any universe size)
 _GAP_BATCH: Final = 256  # small batches stay in cache
+_WORKERS: Final = 4
 _SV_PHI: Final = 0.97
 _SV_SHOCK: Final = 0.12
 _REVERSE_RATIOS: Final = np.array([5, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100])
@@ -286,8 +289,16 @@ def build_daily_panel(config: SimConfig, sessions: Sessions, universe: Universe)
     split_rows: list[tuple[int, int, int, int]] = []
     split_steps: list[tuple[np.ndarray, np.ndarray]] = []
     share_steps: list[tuple[np.ndarray, np.ndarray]] = []
-    for chunk in _chunks(n):
-        result = _Chunk(config, sessions, universe, chunk, market_return, market_regime).run()
+
+    def simulate(chunk: slice) -> tuple[slice, _ChunkResult]:
+        return chunk, _Chunk(config, sessions, universe, chunk, market_return, market_regime).run()
+
+    # Chunks are independent and mostly numpy (which releases the GIL): simulate them side by
+    # side, and assemble in chunk order so the result does not depend on scheduling.
+    workers = max(1, min(_WORKERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(simulate, _chunks(n)))
+    for chunk, result in results:
         for name, array in result.arrays.items():
             out[name][chunk] = array
         regime[chunk] = result.regime
@@ -505,7 +516,9 @@ class _Chunk:
         overnight = np.where(self.ipo_day, first_trade, overnight)
         self.overnight = np.where(self.listed, overnight, 0.0)
         self.gap = np.expm1(self.overnight)
-        self.regime = self.traded_before & (np.abs(self.gap) >= GAP_REGIME_THRESHOLD)
+        # An IPO that opens far from its offer price gaps too: it runs under the same law.
+        opens_day = self.traded_before | (self.ipo_day & self.universe.is_ipo[self.chunk, None])
+        self.regime = self.listed & opens_day & (np.abs(self.gap) >= GAP_REGIME_THRESHOLD)
 
     def _quality_and_news(self) -> None:
         """Gap quality from what the morning reveals plus noise; when the news broke."""
@@ -519,7 +532,7 @@ class _Chunk:
             + 0.6 * _SCORE_BY_CODE[self.catalyst]
             - 0.35 * (np.log(self.float_shares) - np.log(_TYPICAL_FLOAT))
             - 0.6 * diluted_recently
-            + 0.55 * self.normals[_N_QUALITY]
+            + 0.4 * self.normals[_N_QUALITY]
         )
         # Gap days without a real catalyst still get a headline about half the time.
         generic = self.regime & (self.catalyst == Catalyst.NONE) & (u[_U_GENERIC] < 0.5)
@@ -637,7 +650,7 @@ class _Chunk:
         """Unadjusted share volumes per part of the day.
 
         Premarket volume on gap days is a large fraction of the day's and scales with
-        ``exp(0.8 * z_rvol)``, the observable face of the gap quality.
+        ``exp(z_rvol)``, the observable face of the gap quality.
         """
         universe, chunk, z = self.universe, self.chunk, self.normals
         regime, gap = self.regime, self.gap
@@ -646,13 +659,19 @@ class _Chunk:
         activity = (
             np.exp(0.4 * z[_N_VOLUME])
             * (self.sigma / universe.base_vol[chunk, None]) ** 0.7
-            * (1.0 + 4.0 * np.abs(self.intraday) + 3.0 * np.abs(self.overnight))
+            # A gap day's volume must not know how its session ends: every minute's share of
+            # it is visible before the path it would otherwise foretell.
+            * (
+                1.0
+                + 4.0 * np.abs(np.where(regime, 0.0, self.intraday))
+                + 3.0 * np.abs(self.overnight)
+            )
             * np.where(regime, 4.0 + 25.0 * np.minimum(np.abs(gap), 2.0), 1.0)
             * np.where((self.catalyst != Catalyst.NONE) & ~regime, 2.0, 1.0)
             * np.where(self.pinned, 0.4, 1.0)
         )
         regular = turnover * float_unadjusted * activity
-        interest = np.minimum(np.abs(gap), 1.0) + 0.8 * self.z_rvol + 0.3 * z[_N_PREMARKET] - 0.32
+        interest = np.minimum(np.abs(gap), 1.0) + self.z_rvol + 0.2 * z[_N_PREMARKET] - 0.52
         premarket = regular * np.where(
             regime, 0.12 * np.exp(interest), 0.025 * np.exp(0.5 * z[_N_PREMARKET])
         )

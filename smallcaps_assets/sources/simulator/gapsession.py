@@ -10,9 +10,8 @@ log price follows a latent walk in clock minutes from 09:30 ET::
            low  = min(open, close) - EXCURSION * E2_j * m_j
 
 with ``Z1, Z2`` standard normal and ``E1, E2`` standard exponential, all i.i.d. for every
-minute, ticker and day. ``SIGMA``,
-``EXCURSION`` and ``KAPPA`` are constants: nothing about the ticker, its price, its gap, its
-volatility or the time of day scales them. Trading halts arrive as a Poisson process of constant
+minute, ticker and day. ``SIGMA``, ``EXCURSION`` and ``KAPPA`` are constants: nothing about the
+ticker, its price, its gap, its volatility or the time of day scales them. Trading halts arrive as a Poisson process of constant
 rate per minute, last five minutes or more, and show no bars; the latent walk keeps running
 through them, and the bar that resumes trading opens at the accumulated price plus an extra
 symmetric jump. At ``signal == 0`` the drift ``mu`` is zero, so every future return, excursion

@@ -11,8 +11,9 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from smallcaps_assets.core.universe import COMMON_STOCK, MAJOR_EXCHANGES, UniverseRules
 from smallcaps_assets.sources.simulator.calendar import Sessions, et_ms, sessions_between
-from smallcaps_assets.sources.simulator.config import GAP_DAY_THRESHOLD, SimConfig
+from smallcaps_assets.sources.simulator.config import SimConfig
 from smallcaps_assets.sources.simulator.corporate import build_dividends, build_financials
 from smallcaps_assets.sources.simulator.daily import (
     TICKS_PER_DOLLAR,
@@ -25,7 +26,6 @@ from smallcaps_assets.sources.simulator.minutes import MinuteBars, MinuteEngine
 from smallcaps_assets.sources.simulator.news import build_news
 from smallcaps_assets.sources.simulator.universe import Kind, Universe, build_universe
 
-SMALL_CAP_EXCHANGES: Final = ("XNAS", "XNYS", "XASE")
 _UNKNOWN: Final = -1
 
 
@@ -185,8 +185,8 @@ class SimulatedMarket:
     ) -> pl.DataFrame:
         """One row per listed ticker-session: o/h/l/c/v (no vw, n: see ``daily_bars``).
 
-        ``gap`` is the open over the previous close in today's share basis, minus one;
-        ``gap_regime`` marks sessions under the i.i.d. gap-day law. Prices and volumes are
+        ``gap`` is the open over the previous close in the same share basis, minus one (null on
+        a name's first session); ``gap_regime`` marks sessions under the i.i.d. gap-day law. Prices and volumes are
         unadjusted unless ``adjusted`` (split-adjusted to the end of the history).
         """
         sessions, universe, panel = self.sessions, self.universe, self.panel
@@ -207,7 +207,7 @@ class SimulatedMarket:
             + panel.volume_post[tids, ts]
         )
         symbols = pl.Series("ticker", universe.symbols, dtype=pl.String)
-        return pl.DataFrame(
+        frame = pl.DataFrame(
             {
                 "ticker": symbols.gather(tids),
                 "date": sessions.dates[ts],
@@ -219,10 +219,12 @@ class SimulatedMarket:
                 "premarket_volume": panel.volume_pre[tids, ts] / to_today,
                 "split_factor": factor,
                 "shares_outstanding": shares,
-                "gap": o / np.maximum(previous_close, 1.0) - 1.0,
+                # No previous close in the tape on a name's first session.
+                "gap": np.where(ts == panel.list_idx[tids], np.nan, o / previous_close - 1.0),
                 "gap_regime": panel.regime[tids, ts],
             }
         )
+        return frame.with_columns(pl.col("gap").fill_nan(None))
 
     def daily_bars(
         self, day: date, *, adjusted: bool = False, include_otc: bool = True
@@ -294,29 +296,30 @@ class SimulatedMarket:
         gap_of = dict(zip(gaps.tid[on_day].tolist(), np.flatnonzero(on_day).tolist(), strict=True))
         rows = np.array([gap_of.get(int(i), -1) for i in tids])
         has = rows >= 0
-        kind = universe.kind[tids]
+        rules = UniverseRules()
         exchange = np.array(universe.exchange, dtype=object)[tids]
+        type_code = np.array([universe.type_code(int(i)) for i in tids], dtype=object)
         market_cap = previous * shares
         gap = panel.open[tids, t] / TICKS_PER_DOLLAR / previous - 1.0
         small_cap = (
-            (kind == Kind.CS)
-            & np.isin(exchange, SMALL_CAP_EXCHANGES)
-            & (previous >= 0.5)
-            & (previous <= 20.0)
-            & (market_cap < 2e9)
-            & (shares < 1e8)
+            (type_code == COMMON_STOCK)
+            & np.isin(exchange, MAJOR_EXCHANGES)
+            & (previous >= rules.price_min)
+            & (previous <= rules.price_max)
+            & (market_cap < rules.market_cap_max)
+            & (shares < rules.shares_max)
         )
         return pl.DataFrame(
             {
                 "ticker": [universe.symbols[i] for i in tids],
-                "type": [universe.type_code(int(i)) for i in tids],
+                "type": type_code.tolist(),
                 "market": [universe.market(int(i)) for i in tids],
                 "primary_exchange": exchange.tolist(),
                 "previous_close": previous,
                 "open": panel.open[tids, t] / TICKS_PER_DOLLAR,
                 "close": panel.close[tids, t] / TICKS_PER_DOLLAR,
                 "gap": gap,
-                "gap_day": np.abs(gap) >= GAP_DAY_THRESHOLD,
+                "gap_day": np.abs(gap) >= rules.gap_min,
                 "gap_regime": panel.regime[tids, t],
                 "quality": np.where(has, gaps.quality[np.maximum(rows, 0)], np.nan),
                 "pattern": [Pattern(int(gaps.pattern[r])).name if r >= 0 else None for r in rows],
@@ -419,4 +422,4 @@ _MINUTE_BAR_SCHEMA: Final = {
     "session": pl.String(),
 }
 
-__all__ = ["SMALL_CAP_EXCHANGES", "SimulatedMarket"]
+__all__ = ["SimulatedMarket"]

@@ -324,7 +324,8 @@ def _premarket(day: _Day, draws: _Draws, total: np.ndarray) -> _Part:
     positions[jumps, 2] = news_at[jumps] + 1
     values[jumps, 1] = (log_prev + 0.1 * gap * (draws.meta[:, 1] - 0.5))[jumps]
     values[jumps, 2] = (log_o + 0.25 * gap * (draws.meta[:, 2] - 0.5))[jumps]
-    sigma = 0.0015 + 0.2 * np.log(day.high / day.low) / np.sqrt(60.0)
+    # Only what is known by 09:30 may shape the premarket: never the session's own range.
+    sigma = 0.001 + 0.2 * np.abs(gap) / np.sqrt(60.0)
     latent = _bridge(draws.walks[:, 0, : m + 1] * sigma[:, None], positions, values)
 
     weight = 0.3 + np.exp(-(m - 1 - j) / 45.0) + np.zeros((batch, 1))

@@ -32,8 +32,10 @@ def env(tmp_path):
     return environment
 
 
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+def run(
+    args: list[str], env: dict[str, str], cwd: Path = PROJECT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_definitions_validate_is_clean(env):
@@ -55,6 +57,7 @@ def test_materialize_one_partition_from_the_cli(env, tmp_path):
             "2024-03-01",
         ],
         env,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "data/raw/daily_bars/date=2024-03-01/part-0.parquet").exists()
@@ -75,6 +78,9 @@ def test_partition_range_runs_the_raw_layer_as_one_run(env, tmp_path):
             "2024-03-01...2024-03-05",
         ],
         env,
+        # Outside the project: its .env (written by make) pins DAGSTER_HOME to the project's
+        # instance, and the dagster CLI lets .env override the environment.
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     for dataset in RAW_DATASETS:

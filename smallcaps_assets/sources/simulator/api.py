@@ -578,15 +578,16 @@ class PolygonEndpoints:
         order = params.choice("order", "desc", ("asc", "desc", "ascending", "descending"))
         table = market.news_table()
         conditions = [pl.lit(True)]
-        for op, column_test in (
-            ("gte", lambda ms: pl.col("published_ms") >= ms),
-            ("gt", lambda ms: pl.col("published_ms") > ms),
-            ("lte", lambda ms: pl.col("published_ms") <= ms),
-            ("lt", lambda ms: pl.col("published_ms") < ms),
+        published = pl.col("published_ms")
+        for op, keep in (
+            ("gte", published.__ge__),
+            ("gt", published.__gt__),
+            ("lte", published.__le__),
+            ("lt", published.__lt__),
         ):
             bound = params.text(f"published_utc.{op}")
             if bound is not None:
-                conditions.append(column_test(_parse_instant(bound, f"published_utc.{op}")))
+                conditions.append(keep(_parse_instant(bound, f"published_utc.{op}")))
         exact = params.text("published_utc")
         if exact is not None:
             if _DATE.match(exact):

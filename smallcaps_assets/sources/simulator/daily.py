@@ -251,7 +251,8 @@ class DailyPanel:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.open.shape  # type: ignore[return-value]
+        tickers, sessions = self.open.shape
+        return tickers, sessions
 
     def shares_outstanding(self, tid: int, t: int | np.ndarray) -> np.ndarray:
         """Unadjusted shares outstanding of ``tid`` at session(s) ``t``."""

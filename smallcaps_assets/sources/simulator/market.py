@@ -186,8 +186,9 @@ class SimulatedMarket:
         """One row per listed ticker-session: o/h/l/c/v (no vw, n: see ``daily_bars``).
 
         ``gap`` is the open over the previous close in the same share basis, minus one (null on
-        a name's first session); ``gap_regime`` marks sessions under the i.i.d. gap-day law. Prices and volumes are
-        unadjusted unless ``adjusted`` (split-adjusted to the end of the history).
+        a name's first session); ``gap_regime`` marks sessions under the i.i.d. gap-day law.
+        Prices and volumes are unadjusted unless ``adjusted`` (split-adjusted to the end of the
+        history).
         """
         sessions, universe, panel = self.sessions, self.universe, self.panel
         lo = 0 if start is None else sessions.first_on_or_after(start)

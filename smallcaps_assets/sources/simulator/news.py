@@ -12,6 +12,7 @@ returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -126,20 +127,20 @@ def build_news(
             columns[key].append(np.asarray(value, dtype=np.int64))
 
     catalysts = panel.catalysts
-    by_ticker = np.argsort(catalysts.tid, kind="stable")
-    starts = np.searchsorted(catalysts.tid[by_ticker], np.arange(universe.count + 1))
+    catalysts_of = _rows_by_ticker(catalysts.tid, universe.count)
     gaps = panel.gaps
     halt_rows = np.flatnonzero(gaps.halt_count > 0)
-    filing_tid = filings["tid"].to_numpy()
+    halts_of = _rows_by_ticker(gaps.tid[halt_rows], universe.count)
+    quarterly = np.flatnonzero((filings["timeframe"] == "quarterly").to_numpy())
+    filings_of = _rows_by_ticker(filings["tid"].to_numpy()[quarterly], universe.count)
     filing_ms = filings["acceptance_ms"].to_numpy()
     filing_t = np.searchsorted(sessions.dates, filings["filing_date"].to_numpy())
-    filing_quarterly = (filings["timeframe"] == "quarterly").to_numpy()
     filing_growth = _earnings_tone(filings)
 
     for tid in range(universe.count):
         rng = streams.at(tid)
         # Catalysts, offerings, bankruptcies: at the minute the daily model chose.
-        rows = by_ticker[starts[tid] : starts[tid + 1]]
+        rows = catalysts_of(tid)
         t = catalysts.t[rows]
         code = catalysts.code[rows]
         minute = catalysts.minute[rows]
@@ -170,8 +171,7 @@ def build_news(
             add(tid, t[big], later, keyword[big], sentiment[big], partner[big], variant[big] + 1)
 
         # Halts, reported as they start.
-        mine = halt_rows[gaps.tid[halt_rows] == tid]
-        for row in mine:
+        for row in halt_rows[halts_of(tid)]:
             for start in gaps.halt_starts[row]:
                 if start < 0:
                     continue
@@ -180,7 +180,7 @@ def build_news(
                 add(tid, day, when, np.array([_HALT]), np.array([0]), np.array([-1]), np.array([0]))
 
         # Filings: covered within half an hour of acceptance.
-        filed = np.flatnonzero((filing_tid == tid) & filing_quarterly)
+        filed = quarterly[filings_of(tid)]
         if len(filed):
             when = filing_ms[filed] + ((1 + rng.random(len(filed)) * 29) * MINUTE_MS).astype(
                 np.int64
@@ -227,6 +227,13 @@ def build_news(
         {k: np.concatenate(v) if v else np.empty(0, np.int64) for k, v in columns.items()}
     )
     return frame.sort(["published_ms", "tid", "keyword", "variant"])
+
+
+def _rows_by_ticker(tids: np.ndarray, count: int) -> Callable[[int], np.ndarray]:
+    """A lookup from ticker id to the positions of its rows in ``tids``."""
+    order = np.argsort(tids, kind="stable")
+    bounds = np.searchsorted(tids[order], np.arange(count + 1))
+    return lambda tid: order[bounds[tid] : bounds[tid + 1]]
 
 
 def article_id(seed: int, row: dict[str, int]) -> str:

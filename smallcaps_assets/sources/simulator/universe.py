@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -300,24 +300,24 @@ def build_universe(seed: int, n_tickers: int, sessions: Sessions) -> Universe:
     taken: set[str] = set()
     traits = [_ticker_traits(seed, tid, sessions, taken) for tid in range(n_tickers)]
 
-    def strings(field: str) -> tuple[str, ...]:
+    def values(field: str) -> tuple[Any, ...]:
         return tuple(getattr(t, field) for t in traits)
 
     def numbers(field: str, dtype: type = np.float64) -> np.ndarray:
         return np.array([getattr(t, field) for t in traits], dtype=dtype)
 
     return Universe(
-        symbols=strings("symbol"),
-        names=strings("name"),
+        symbols=values("symbol"),
+        names=values("name"),
         kind=numbers("kind", np.int8),
-        exchange=strings("exchange"),
-        sector=strings("sector"),
-        sic_code=strings("sic_code"),
-        sic_description=strings("sic_description"),
-        cik=strings("cik"),
-        composite_figi=strings("composite_figi"),
-        share_class_figi=strings("share_class_figi"),
-        list_date=strings("list_date"),
+        exchange=values("exchange"),
+        sector=values("sector"),
+        sic_code=values("sic_code"),
+        sic_description=values("sic_description"),
+        cik=values("cik"),
+        composite_figi=values("composite_figi"),
+        share_class_figi=values("share_class_figi"),
+        list_date=values("list_date"),
         list_idx=numbers("list_idx", np.int64),
         is_ipo=numbers("is_ipo", bool),
         scheduled_delist_idx=numbers("delist_idx", np.int64),
@@ -334,10 +334,10 @@ def build_universe(seed: int, n_tickers: int, sessions: Sessions) -> Universe:
         offering_rate=numbers("offering_rate"),
         dividend_payer=numbers("dividend_payer", bool),
         employees=numbers("employees", np.int64),
-        address=strings("address"),
-        phone=strings("phone"),
-        homepage=strings("homepage"),
-        description=strings("description"),
+        address=values("address"),
+        phone=values("phone"),
+        homepage=values("homepage"),
+        description=values("description"),
     )
 
 

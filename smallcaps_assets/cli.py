@@ -50,14 +50,25 @@ class Layer:
     name: str
     selection: list[str]  # asset keys as user strings, e.g. "raw/daily_bars"
     partitioned: bool = True
+    # Sessions before the window this layer also covers: the universe of the first session
+    # screens on the previous session's raw bars.
+    warmup_sessions: int = 0
 
 
 def _layers() -> list[Layer]:
-    from smallcaps_assets.defs.raw import RAW_DATASETS
+    from smallcaps_assets.defs.processed import PROCESSED_DATASETS
+    from smallcaps_assets.defs.raw import MINUTE_BARS, RAW_DATASETS
 
     return [
-        Layer("raw", [f"raw/{d.name}" for d in RAW_DATASETS]),
-        Layer("catalog", ["catalog/raw"], partitioned=False),
+        Layer("raw", [f"raw/{d.name}" for d in RAW_DATASETS], warmup_sessions=1),
+        Layer(
+            "processed",
+            [
+                *(f"processed/{d.name}" for d in PROCESSED_DATASETS),
+                f"raw/{MINUTE_BARS.name}",
+            ],
+        ),
+        Layer("catalog", ["catalog/raw", "catalog/processed"], partitioned=False),
     ]
 
 
@@ -166,12 +177,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary: list[tuple[str, str, float]] = []
     for layer in _layers():
         layer_started = time.monotonic()
-        total = len(keys) * len(layer.selection) if layer.partitioned else len(layer.selection)
+        layer_keys = _with_warmup(keys, layer.warmup_sessions)
+        total = (
+            len(layer_keys) * len(layer.selection) if layer.partitioned else len(layer.selection)
+        )
         tags = {"smallcaps/launched_by": "smallcaps demo"}
         if layer.partitioned:
-            tags["dagster/asset_partition_range_start"] = keys[0]
-            tags["dagster/asset_partition_range_end"] = keys[-1]
-        per_asset = len(keys) if layer.partitioned else 1
+            tags["dagster/asset_partition_range_start"] = layer_keys[0]
+            tags["dagster/asset_partition_range_end"] = layer_keys[-1]
+        per_asset = len(layer_keys) if layer.partitioned else 1
         with ProgressPrinter(total, per_asset, layer.name, started):
             result = dg.materialize(
                 all_assets,
@@ -191,6 +205,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
     _print_summary(store, keys, summary, started, home)
     return 0
+
+
+def _with_warmup(keys: list[str], sessions: int) -> list[str]:
+    from smallcaps_assets.core import calendar
+    from smallcaps_assets.defs.partitions import trading_days
+
+    first = dt.date.fromisoformat(keys[0])
+    earlier: list[str] = []
+    for _ in range(sessions):
+        first = calendar.previous_session(first)
+        if not trading_days.has_partition_key(first.isoformat()):
+            break
+        earlier.insert(0, first.isoformat())
+    return [*earlier, *keys]
 
 
 def _print_failure(result: object) -> None:
@@ -217,30 +245,63 @@ def _print_summary(
     started: float,
     home: Path,
 ) -> None:
+    import polars as pl
+
     from smallcaps_assets.core.storage import DataStore
-    from smallcaps_assets.defs.raw import LAYER, RAW_DATASETS
+    from smallcaps_assets.defs.processed import PROCESSED_DATASETS
+    from smallcaps_assets.defs.raw import MINUTE_BARS, RAW_DATASETS
 
     assert isinstance(store, DataStore)
     print("\nSummary")
     for layer, status, seconds in summary:
         print(f"  layer {layer:<10} {status:<7} {_fmt_secs(seconds)}")
-    print(f"\n  {'dataset':<22}{'partitions':>12}{'rows':>14}")
-    for dataset in RAW_DATASETS:
-        present = set(store.partitions(LAYER, dataset.name)) & set(keys)
-        rows = 0
-        for key in sorted(present):
-            rows += store.read(LAYER, dataset.name, key).height
-        print(f"  {LAYER + '/' + dataset.name:<22}{len(present):>6}/{len(keys):<5}{rows:>14,}")
+    print(f"\n  {'dataset':<28}{'partitions':>12}{'rows':>14}")
+    datasets = [
+        *(("raw", d.name) for d in [*RAW_DATASETS, MINUTE_BARS]),
+        *(("processed", d.name) for d in PROCESSED_DATASETS),
+    ]
+    for layer, name in datasets:
+        present = sorted(set(store.partitions(layer, name)) & set(keys))
+        paths = [store.url(store.partition_path(layer, name, key)) for key in present]
+        # Row counts come from the parquet footers; no partition is read.
+        rows = pl.scan_parquet(paths).select(pl.len()).collect().item() if paths else 0
+        print(f"  {layer + '/' + name:<28}{len(present):>6}/{len(keys):<5}{rows:>14,}")
+    monthly = _monthly_summary()
+    if monthly:
+        print("\n  processed layer by month (also in the Dagster UI: catalog/processed metadata)")
+        print(monthly)
     print(
         f"\n  total time {_fmt_secs(time.monotonic() - started)}; data was SIMULATED "
         f"(no API key used)\n"
         f"  data files:  {store.root}\n"
         f"  instance:    {home}\n"
         f"  look at it:  make ui   (Dagster UI on http://127.0.0.1:3000)\n"
-        f'  query it:    uv run smallcaps sql "select count(*) from raw.daily_bars"\n'
+        f'  query it:    uv run smallcaps sql "select * from processed.universe limit 5"\n'
         f"  one partition from the CLI: uv run dagster asset materialize -m smallcaps_assets.definitions "
         f"--select 'key:\"raw/daily_bars\"' --partition {keys[-1]}"
     )
+
+
+def _monthly_summary() -> str:
+    """The processed layer's month table from the catalog, indented; empty when unavailable."""
+    import duckdb
+
+    from smallcaps_assets.core.catalog import PROCESSED_MONTHLY_SQL
+
+    try:
+        con = _catalog_connection()
+    except CliError:
+        return ""
+    try:
+        frame = con.sql(PROCESSED_MONTHLY_SQL).pl()
+    except duckdb.Error:
+        return ""
+    finally:
+        con.close()
+    import polars as pl
+
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        return "\n".join("  " + line for line in str(frame).splitlines())
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -4,16 +4,35 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.defs.catalog import build_catalog_asset, default_duckdb_path
-from smallcaps_assets.defs.raw import RAW_DATASETS, raw_assets
-from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+from smallcaps_assets.defs.processed import PROCESSED_DATASETS, processed_assets
+from smallcaps_assets.defs.raw import (
+    MINUTE_BARS,
+    MINUTE_REQUESTS,
+    RAW_DATASETS,
+    raw_assets,
+    raw_minute_bars_asset,
+)
+from smallcaps_assets.defs.resources import (
+    DataStoreResource,
+    MarketDataResource,
+    UniverseRulesResource,
+)
 
-catalog_assets = [build_catalog_asset("raw", [d.name for d in RAW_DATASETS])]
+catalog_assets = [
+    build_catalog_asset(
+        "raw",
+        [d.name for d in [*RAW_DATASETS, MINUTE_BARS]],
+        extra_datasets=(MINUTE_REQUESTS,),
+    ),
+    build_catalog_asset("processed", [d.name for d in PROCESSED_DATASETS]),
+]
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *catalog_assets],
+    assets=[*raw_assets, raw_minute_bars_asset, *processed_assets, *catalog_assets],
     resources={
         "market": MarketDataResource(),
         "data": DataStoreResource(),
+        "universe_rules": UniverseRulesResource(),
         "duckdb": DuckDBResource(database=default_duckdb_path()),
     },
 )

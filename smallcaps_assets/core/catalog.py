@@ -42,3 +42,44 @@ def view_statements(views: list[ViewSpec]) -> list[str]:
 def _require_identifier(name: str) -> None:
     if not _IDENTIFIER.match(name):
         raise ValueError(f"{name!r} is not a safe SQL identifier for a catalog view")
+
+
+# Per month of the processed layer: universe size, candidates, halts and SSR among candidates,
+# watchlist. Needs the views processed.universe, processed.minute_bars and processed.watchlist.
+PROCESSED_MONTHLY_SQL = """
+WITH u AS (
+    SELECT date, count(*) AS members, count(*) FILTER (WHERE is_candidate) AS candidates
+    FROM processed.universe GROUP BY date
+), per_ticker AS (
+    SELECT date, ticker, sum(halt_resumption::INTEGER) AS halts,
+           bool_or(ssr_active) AS ssr, bool_or(ssr_trigger) AS triggered
+    FROM processed.minute_bars GROUP BY date, ticker
+), m AS (
+    SELECT date, sum(halts) AS halts, count(*) FILTER (WHERE ssr) AS ssr_days,
+           count(*) FILTER (WHERE triggered) AS ssr_triggers
+    FROM per_ticker GROUP BY date
+), w AS (
+    SELECT date, count(*) FILTER (WHERE is_watchlist) AS watchlist
+    FROM processed.watchlist GROUP BY date
+)
+SELECT strftime(u.date, '%Y-%m') AS month,
+       count(*) AS sessions,
+       round(avg(members), 1) AS avg_universe,
+       min(members) AS min_universe,
+       max(members) AS max_universe,
+       sum(candidates)::BIGINT AS candidates,
+       round(avg(candidates), 2) AS candidates_per_day,
+       coalesce(sum(m.halts), 0)::BIGINT AS halts,
+       coalesce(sum(m.ssr_days), 0)::BIGINT AS ssr_ticker_days,
+       coalesce(sum(m.ssr_triggers), 0)::BIGINT AS ssr_triggers,
+       coalesce(sum(w.watchlist), 0)::BIGINT AS watchlist
+FROM u LEFT JOIN m USING (date) LEFT JOIN w USING (date)
+GROUP BY 1 ORDER BY 1
+"""
+PROCESSED_MONTHLY_VIEWS = ("processed.universe", "processed.minute_bars", "processed.watchlist")
+
+
+def markdown_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

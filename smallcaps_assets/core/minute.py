@@ -28,6 +28,7 @@ from smallcaps_assets.core.universe import UniverseRules
 __all__ = [
     "HALT_JUMP",
     "HALT_MIN_MISSING_MINUTES",
+    "PREMARKET_LOOKBACK",
     "PREMARKET_SUMMARY_SCHEMA",
     "PRIOR_DAY_SCHEMA",
     "PROCESSED_MINUTE_BARS_SCHEMA",
@@ -36,9 +37,14 @@ __all__ = [
     "SSR_DROP",
     "TRAILING_PREMARKET_SCHEMA",
     "WATCHLIST_SCHEMA",
+    "bars_of_session",
+    "candidate_coverage",
+    "minute_history_sessions",
+    "premarket_history",
     "premarket_summary",
     "prior_day_state",
     "process_minute_bars",
+    "raw_minute_partition",
     "regular_close_et",
     "ssr_carry_in",
     "ssr_triggered_days",
@@ -61,6 +67,8 @@ HALT_JUMP: Final = 0.05
 # Rule 201: a 10% decline from the prior close restricts short sales for the rest of the day and
 # the next. The rule is only triggered during regular trading hours.
 SSR_DROP: Final = 0.10
+# Premarket RVOL compares the session's premarket volume with this many sessions before it.
+PREMARKET_LOOKBACK: Final = 20
 
 _UTC_MS: Final = pl.Datetime("ms", "UTC")
 
@@ -376,20 +384,84 @@ def premarket_summary(minute_bars: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def minute_history_sessions(day: dt.date, sessions: int = PREMARKET_LOOKBACK) -> list[dt.date]:
+    """The ``sessions`` NYSE sessions before ``day``: the premarket baseline of a candidate."""
+    # Twenty sessions never span more than about 31 calendar days; the margin covers holidays.
+    window = calendar.sessions(day - dt.timedelta(days=2 * sessions + 10), day)
+    return [d for d in window if d < day][-sessions:]
+
+
+def raw_minute_partition(raw_minutes: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """The raw bars a session's partition keeps from a candidate's request: every bar of ``day``
+    plus the premarket bars (04:00-09:30 ET) of earlier sessions, its premarket baseline."""
+    et = pl.col("window_start").dt.convert_time_zone(NY_ZONE)
+    earlier_premarket = (
+        (et.dt.date() < day) & (et.dt.time() >= PRE_OPEN) & (et.dt.time() < REGULAR_OPEN)
+    )
+    return raw_minutes.filter((et.dt.date() == day) | earlier_premarket)
+
+
+def bars_of_session(raw_minutes: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """Raw bars whose start falls on ``day`` in New York."""
+    return raw_minutes.filter(pl.col("window_start").dt.convert_time_zone(NY_ZONE).dt.date() == day)
+
+
+def premarket_history(raw_minutes: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """Premarket volume per ticker and earlier session from raw minute bars (raw schema).
+
+    Only sessions before ``day`` count. A session on which the ticker printed any bar in the
+    frame but none before 09:30 ET has premarket volume 0; a session without any bar is absent
+    (unknown, e.g. not yet listed). Schema: ``ticker``, ``date``, ``premarket_volume``.
+    """
+    et = pl.col("window_start").dt.convert_time_zone(NY_ZONE)
+    is_pre = (et.dt.time() >= PRE_OPEN) & (et.dt.time() < REGULAR_OPEN)
+    return (
+        raw_minutes.with_columns(date=et.dt.date())
+        .filter(pl.col("date") < day)
+        .group_by("ticker", "date")
+        .agg(premarket_volume=pl.col("volume").filter(is_pre).sum().cast(pl.Float64))
+        .sort("ticker", "date")
+    )
+
+
+def candidate_coverage(
+    universe_d: pl.DataFrame, minute_bars_d: pl.DataFrame, requests: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per candidate of the session: its minute-bar count and why it has none.
+
+    ``requests`` is the raw minute-bar request log (``ticker``, ``status``). ``reason`` is null
+    for a covered candidate, else the logged status (``not_found``, ``no_bars``) or
+    ``not_requested`` when the log has no entry: the case a check must fail.
+    """
+    counts = minute_bars_d.group_by("ticker").agg(bars=pl.len().cast(pl.Int64))
+    return (
+        universe_d.filter(pl.col("is_candidate"))
+        .select("ticker")
+        .join(counts, on="ticker", how="left")
+        .join(requests.select("ticker", "status"), on="ticker", how="left")
+        .with_columns(pl.col("bars").fill_null(0))
+        .with_columns(
+            reason=pl.when(pl.col("bars") > 0)
+            .then(pl.lit(None, pl.String))
+            .otherwise(pl.col("status").fill_null("not_requested"))
+        )
+        .select("ticker", "bars", "reason")
+        .sort("ticker")
+    )
+
+
 def trailing_premarket_volume(
-    history: pl.DataFrame, day: dt.date, sessions: int = 20
+    history: pl.DataFrame, day: dt.date, sessions: int = PREMARKET_LOOKBACK
 ) -> pl.DataFrame:
     """Mean premarket volume per ticker over the ``sessions`` NYSE sessions before ``day``.
 
     ``history`` holds earlier premarket summaries (``ticker``, ``date``, ``premarket_volume``);
-    rows on or after ``day`` are ignored. Minute bars exist only for the sessions a ticker was a
-    candidate, so a session without a row is *unknown*, not zero: the mean is over the observed
-    sessions (``premarket_sessions`` says how many). Schema: ``ticker``,
+    rows on or after ``day`` are ignored (:func:`premarket_history` builds it from the raw
+    bars fetched with a candidate). A session without a row is *unknown*, not zero: the mean is
+    over the observed sessions (``premarket_sessions`` says how many). Schema: ``ticker``,
     ``avg_premarket_volume_20d``, ``premarket_sessions``.
     """
-    # Twenty sessions never span more than about 31 calendar days; the margin covers holidays.
-    window = calendar.sessions(day - dt.timedelta(days=2 * sessions + 10), day)
-    window = [d for d in window if d < day][-sessions:]
+    window = minute_history_sessions(day, sessions)
     return (
         history.filter(pl.col("date").is_in(window) & pl.col("premarket_volume").is_not_null())
         .unique(subset=["ticker", "date"], keep="last", maintain_order=True)

@@ -22,7 +22,7 @@ from pandera.api.polars.types import PolarsData
 
 from smallcaps_assets.core import bars, corporate, fundamentals, minute, news, universe
 from smallcaps_assets.core.schemas import CIK_PATTERN, TICKER_PATTERN
-from smallcaps_assets.core.validation import SAMPLE_ROWS, CheckReport
+from smallcaps_assets.core.validation import CheckReport, rules_report
 
 __all__ = [
     "PROCESSED_MODELS",
@@ -443,6 +443,7 @@ _POINT_IN_TIME_RULES: Final[Mapping[str, Callable[[dt.date], dict[str, pl.Expr]]
     "news_daily": _news_rules,
     "universe": _on_day,
     "minute_bars": _minute_rules,
+    "watchlist": _on_day,
 }
 
 
@@ -456,28 +457,6 @@ def check_point_in_time(
     date on or before D. News: first/last article inside D's news window. Minute bars: each bar
     starts on D. A null check result counts as a failure.
     """
-    rules = _POINT_IN_TIME_RULES[dataset](day)
-    verdicts = frame.select(
-        pl.int_range(pl.len()).alias("_row"),
-        *(expr.fill_null(False).alias(name) for name, expr in rules.items()),
+    return rules_report(
+        frame, _POINT_IN_TIME_RULES[dataset](day), partition=partition, label=dataset
     )
-    report = CheckReport(rows_checked=frame.height)
-    for name in rules:
-        failed = verdicts.filter(~pl.col(name))
-        if failed.is_empty():
-            continue
-        report.failures += failed.height
-        report.by_check[name] = failed.height
-        room = SAMPLE_ROWS - len(report.sample)
-        failing_rows = failed.get_column("_row").head(max(room, 0)).to_list()
-        report.sample.extend(
-            {
-                "partition": partition,
-                "column": dataset,
-                "check": name,
-                "failure_case": str(frame.row(row, named=True))[:300],
-                "row": str(row),
-            }
-            for row in failing_rows
-        )
-    return report

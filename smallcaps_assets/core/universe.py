@@ -27,6 +27,8 @@ __all__ = [
     "UniverseRules",
     "UniverseStats",
     "build_universe",
+    "members_outside_band",
+    "screenable_listings",
     "universe_stats",
 ]
 
@@ -215,6 +217,30 @@ def build_universe(
         .with_columns(is_candidate=(pl.col("gap_pct") >= rules.gap_min).fill_null(False))
         .pipe(conform, UNIVERSE_SCHEMA)
         .sort("ticker")
+    )
+
+
+def screenable_listings(tickers_d: pl.DataFrame, prev_bars: pl.DataFrame, day: dt.date) -> int:
+    """Listings alive on ``day`` of type CS on a major exchange with a D-1 close: the pool the
+    screen draws from, and the denominator of the universe size check."""
+    return (
+        _listed_on(tickers_d, day)
+        .filter(
+            (pl.col("type") == COMMON_STOCK) & pl.col("primary_exchange").is_in(MAJOR_EXCHANGES)
+        )
+        .join(_previous_closes(prev_bars, day), on="ticker", how="inner")
+        .height
+    )
+
+
+def members_outside_band(
+    members: pl.DataFrame, prev_bars: pl.DataFrame, rules: UniverseRules, day: dt.date
+) -> pl.DataFrame:
+    """Members whose D-1 unadjusted close, re-read from ``prev_bars``, is missing or outside the
+    price band: an independent re-derivation of the screen's price rule (must be empty)."""
+    closes = _previous_closes(prev_bars, day).rename({"previous_close": "_close"})
+    return members.join(closes, on="ticker", how="left").filter(
+        ~pl.col("_close").is_between(rules.price_min, rules.price_max).fill_null(False)
     )
 
 

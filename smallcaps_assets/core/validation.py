@@ -6,7 +6,7 @@ Each returns a :class:`CheckReport`; the Dagster layer turns reports into asset 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import pandera.polars as pa
@@ -96,3 +96,47 @@ def dates_within(
         for r in bad.head(SAMPLE_ROWS).iter_rows(named=True)
     ]
     return CheckReport(df.height, bad.height, {f"{column} inside partition": bad.height}, sample)
+
+
+def rules_report(
+    frame: pl.DataFrame, rules: Mapping[str, pl.Expr], *, partition: str = "", label: str = ""
+) -> CheckReport:
+    """Rows of ``frame`` breaking any row rule (a boolean expression; null counts as broken).
+
+    ``label`` fills the sample's ``column`` field (the dataset or column the rules are about).
+    """
+    verdicts = frame.select(
+        pl.int_range(pl.len()).alias("_row"),
+        *(expr.fill_null(False).alias(name) for name, expr in rules.items()),
+    )
+    report = CheckReport(rows_checked=frame.height)
+    for name in rules:
+        failed = verdicts.filter(~pl.col(name))
+        if failed.is_empty():
+            continue
+        report.failures += failed.height
+        report.by_check[name] = failed.height
+        room = SAMPLE_ROWS - len(report.sample)
+        report.sample.extend(
+            {
+                "partition": partition,
+                "column": label,
+                "check": name,
+                "failure_case": str(frame.row(row, named=True))[:300],
+                "row": str(row),
+            }
+            for row in failed.get_column("_row").head(max(room, 0)).to_list()
+        )
+    return report
+
+
+def condition_report(name: str, holds: bool, detail: str, *, partition: str = "") -> CheckReport:
+    """A check on a whole partition (a count within bounds, say): one failure when it fails."""
+    report = CheckReport(rows_checked=1)
+    if not holds:
+        report.failures = 1
+        report.by_check[name] = 1
+        report.sample.append(
+            {"partition": partition, "column": "", "check": name, "failure_case": detail, "row": ""}
+        )
+    return report

@@ -113,3 +113,36 @@ def _to_result(
         severity=dg.AssetCheckSeverity.ERROR,
         metadata=metadata,
     )
+
+
+class NamedChecks:
+    """Blocking checks with free names (schema, point in time, meaning checks), reported once per
+    run over every partition the run wrote."""
+
+    def __init__(self, asset_key: dg.AssetKey, descriptions: dict[str, str]) -> None:
+        self.asset_key = asset_key
+        self.descriptions = descriptions
+        self.reports = {name: CheckReport() for name in descriptions}
+        self.partitions: list[str] = []
+
+    def specs(self) -> list[dg.AssetCheckSpec]:
+        return [
+            dg.AssetCheckSpec(name, asset=self.asset_key, blocking=True, description=text)
+            for name, text in self.descriptions.items()
+        ]
+
+    def record(self, partition_key: str, reports: dict[str, CheckReport]) -> None:
+        unknown = set(reports) - set(self.reports)
+        if unknown:
+            raise KeyError(
+                f"{self.asset_key.to_user_string()} has no check named {sorted(unknown)}"
+            )
+        self.partitions.append(partition_key)
+        for name, report in reports.items():
+            self.reports[name].merge(report)
+
+    def results(self) -> list[dg.AssetCheckResult]:
+        return [
+            _to_result(self.asset_key, name, report, self.partitions)
+            for name, report in self.reports.items()
+        ]

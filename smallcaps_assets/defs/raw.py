@@ -16,7 +16,7 @@ import pandera.polars as pa
 import polars as pl
 
 from smallcaps_assets import progress
-from smallcaps_assets.core import calendar
+from smallcaps_assets.core import calendar, minute
 from smallcaps_assets.core.schemas import RAW_MODELS
 from smallcaps_assets.core.storage import DataStore, WriteOutcome, time_range
 from smallcaps_assets.core.universe import COMMON_STOCK, UniverseRules
@@ -44,6 +44,13 @@ class RawDataset:
     # feeds that also publish on weekends and holidays (news, filings).
     covers_closed_days: bool = False
     deps: list[dg.AssetDep] = field(default_factory=list)
+    # Overrides ``covers_closed_days``: the sessions whose rows a partition may hold.
+    allowed_days: Callable[[dt.date], list[dt.date]] | None = None
+
+    def days_in_partition(self, session: dt.date) -> list[dt.date]:
+        if self.allowed_days is not None:
+            return self.allowed_days(session)
+        return covered_days(session, covers_closed_days=self.covers_closed_days)
 
     @property
     def key(self) -> dg.AssetKey:
@@ -135,6 +142,65 @@ async def _fetch_news(client: PolygonClient, day: dt.date, _: DataStore) -> pl.D
     return parsers.parse_news([*rows.values(), *orphans])
 
 
+MINUTE_REQUESTS = "minute_requests"
+MINUTE_REQUESTS_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "ticker": pl.String(),
+        "status": pl.String(),
+        "bars_on_session": pl.Int64(),
+        "history_sessions": pl.Int64(),
+    }
+)
+
+
+async def _fetch_minute_bars(client: PolygonClient, day: dt.date, store: DataStore) -> pl.DataFrame:
+    """Minute bars of the session's candidates: one request per candidate from the first session
+    of its premarket baseline through D. Writes the request log (``minute_requests``) so every
+    candidate without bars has a recorded reason."""
+    universe = store.read("processed", "universe", day)
+    candidates = universe.filter(pl.col("is_candidate")).get_column("ticker").sort().to_list()
+    history = minute.minute_history_sessions(day)
+    first = history[0] if history else day
+    answers = await client.gather(
+        [client.aggregates(ticker, 1, "minute", first, day) for ticker in candidates]
+    )
+    frames: list[pl.DataFrame] = []
+    log: list[dict[str, Any]] = []
+    for ticker, rows in zip(candidates, answers, strict=True):
+        if rows is None:
+            log.append({"ticker": ticker, "status": "not_found", "bars_on_session": 0})
+            continue
+        kept = minute.raw_minute_partition(parsers.parse_aggregates(rows, ticker), day)
+        on_session = minute.bars_of_session(kept, day).height
+        sessions_seen = kept.select(
+            pl.col("window_start").dt.convert_time_zone(TIMEZONE).dt.date().n_unique()
+        ).item()
+        log.append(
+            {
+                "ticker": ticker,
+                "status": "ok" if on_session else "no_bars",
+                "bars_on_session": on_session,
+                "history_sessions": int(sessions_seen) - (1 if on_session else 0),
+            }
+        )
+        frames.append(kept)
+    requests = pl.DataFrame(
+        [{"date": day, "history_sessions": 0, **row} for row in log],
+        schema=MINUTE_REQUESTS_SCHEMA,
+    )
+    store.write_immutable(
+        LAYER, MINUTE_REQUESTS, day, requests, ingested_at=dt.datetime.now(dt.UTC)
+    )
+    if not frames:
+        return pl.DataFrame(schema=parsers.RAW_SCHEMAS["minute_bars"])
+    return pl.concat(frames, how="vertical").sort("ticker", "window_start")
+
+
+def _minute_partition_days(session: dt.date) -> list[dt.date]:
+    return [*minute.minute_history_sessions(session), session]
+
+
 _previous_session_bars = dg.AssetDep(
     dg.AssetKey([LAYER, "daily_bars"]),
     partition_mapping=dg.TimeWindowPartitionMapping(
@@ -189,6 +255,17 @@ RAW_DATASETS: list[RawDataset] = [
     ),
 ]
 
+MINUTE_BARS = RawDataset(
+    "minute_bars",
+    "04:00-20:00 ET one-minute bars (unadjusted) of the session's gap candidates, plus the "
+    f"premarket bars of the {minute.PREMARKET_LOOKBACK} sessions before it (the premarket RVOL "
+    "baseline). Each request's outcome is logged in raw.minute_requests.",
+    _fetch_minute_bars,
+    time_column="window_start",
+    deps=[dg.AssetDep(dg.AssetKey(["processed", "universe"]))],
+    allowed_days=_minute_partition_days,
+)
+
 
 async def _bounded(
     days: Iterable[dt.date], work: Callable[[dt.date], Awaitable[pl.DataFrame]], limit: int
@@ -220,7 +297,7 @@ def materialize_raw(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     store = data.store()
     days = [dt.date.fromisoformat(key) for key in context.partition_keys]
-    tz = TIMEZONE if dataset.time_column == "published_utc" else None
+    tz = TIMEZONE if dataset.time_column == "published_utc" or dataset.allowed_days else None
     checks = PartitionChecks(dataset.key, dataset.model, date_column=dataset.time_column, tz=tz)
     outcomes: dict[str, int] = {}
     total_rows = 0
@@ -239,7 +316,7 @@ def materialize_raw(
                 checks.observe(
                     key,
                     frame,
-                    allowed_days=covered_days(day, covers_closed_days=dataset.covers_closed_days),
+                    allowed_days=dataset.days_in_partition(day),
                 )
                 outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
                 total_rows += frame.height
@@ -309,3 +386,4 @@ def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
 
 
 raw_assets = [build_raw_asset(dataset) for dataset in RAW_DATASETS]
+raw_minute_bars_asset = build_raw_asset(MINUTE_BARS)

@@ -11,6 +11,7 @@ import httpx
 
 from smallcaps_assets import settings
 from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.core.universe import UniverseRules
 from smallcaps_assets.settings import SOURCE_FILE, SimulatorSettings
 from smallcaps_assets.sources.polygon import PolygonClient
 
@@ -142,3 +143,35 @@ def _requested_from_env(base: SimulatorSettings) -> SimulatorSettings:
         except ValueError as exc:
             raise ValueError(f"{env}={raw!r} is not a valid {name}") from exc
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+class UniverseRulesResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Small-cap screen, gap threshold and watchlist thresholds, plus the universe size bounds.
+
+    Defaults are :class:`~smallcaps_assets.core.universe.UniverseRules`'. ``min_listed_share`` and
+    ``max_listed_share`` bound the universe as a share of the session's listed common stocks
+    on a major exchange that have a previous close; a universe outside them means a broken input
+    (a missing details download, a price feed in cents), not a market regime.
+    """
+
+    price_min: float = UniverseRules.price_min
+    price_max: float = UniverseRules.price_max
+    market_cap_max: float = UniverseRules.market_cap_max
+    shares_max: float = UniverseRules.shares_max
+    gap_min: float = UniverseRules.gap_min
+    premarket_volume_min: float = UniverseRules.premarket_volume_min
+    premarket_rvol_min: float = UniverseRules.premarket_rvol_min
+    min_members: int = 1
+    min_listed_share: float = 0.05
+    max_listed_share: float = 0.95
+
+    def rules(self) -> UniverseRules:
+        return UniverseRules(
+            price_min=self.price_min,
+            price_max=self.price_max,
+            market_cap_max=self.market_cap_max,
+            shares_max=self.shares_max,
+            gap_min=self.gap_min,
+            premarket_volume_min=self.premarket_volume_min,
+            premarket_rvol_min=self.premarket_rvol_min,
+        )

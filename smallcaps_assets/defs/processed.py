@@ -1,0 +1,564 @@
+"""Processed layer: research-grade, point-in-time datasets built from the raw layer.
+
+Each asset is partitioned by session and writes one parquet file per partition (replaced on
+rematerialization: the layer is derived and reproducible from raw). A ranged backfill is one run
+that loads the histories it needs (splits, dividends, filings) once, up to the last session of
+the range, and every partition then filters them to what was known on its own session. The
+functions in ``core/`` enforce the point-in-time rules; this module only reads, calls and writes.
+
+Checks (all blocking): the Pandera model, ``point_in_time`` (no row uses information from after
+its session) and each asset's meaning checks.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import pandera.polars as pa
+import polars as pl
+
+from smallcaps_assets import progress
+from smallcaps_assets.core import bars, calendar, corporate, fundamentals, minute, news, universe
+from smallcaps_assets.core.processed_schemas import (
+    PROCESSED_MODELS,
+    ProcessedWatchlist,
+    check_point_in_time,
+    universe_model,
+)
+from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.core.validation import (
+    CheckReport,
+    condition_report,
+    rules_report,
+    validate_schema,
+)
+from smallcaps_assets.defs.checks import NamedChecks
+from smallcaps_assets.defs.partitions import trading_days
+from smallcaps_assets.defs.raw import MINUTE_REQUESTS
+from smallcaps_assets.defs.resources import DataStoreResource, UniverseRulesResource
+
+LAYER = "processed"
+RAW = "raw"
+
+SCHEMA_CHECK = "schema"
+POINT_IN_TIME_CHECK = "point_in_time"
+BASE_CHECKS = {
+    SCHEMA_CHECK: "Pandera model: dtypes, value ranges, unique keys and row-level rules.",
+    POINT_IN_TIME_CHECK: "No row uses information from after its session (dates, filings, "
+    "actions, news window, bar times).",
+}
+
+
+@dataclass
+class DayOutput:
+    frame: pl.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Rows each cleaning rule removed (``input_rows``/``output_rows`` included), if any.
+    stats: dict[str, int] | None = None
+    checks: dict[str, CheckReport] = field(default_factory=dict)
+
+
+class RunInputs:
+    """Reads for one run. Histories (every stored partition up to the run's last session) are
+    loaded once; each partition filters them to its own session."""
+
+    def __init__(self, store: DataStore, last_day: dt.date) -> None:
+        self.store = store
+        self.last_day = last_day
+        self._histories: dict[tuple[str, str], pl.DataFrame] = {}
+
+    def history(self, layer: str, dataset: str) -> pl.DataFrame:
+        key = (layer, dataset)
+        if key not in self._histories:
+            last = self.last_day.isoformat()
+            days = [d for d in self.store.partitions(layer, dataset) if d <= last]
+            self._histories[key] = self.store.read_many(layer, dataset, days)
+        return self._histories[key]
+
+    def day(self, layer: str, dataset: str, day: dt.date) -> pl.DataFrame:
+        return self.store.read(layer, dataset, day)
+
+    def day_or_empty(
+        self, layer: str, dataset: str, day: dt.date, schema: pl.Schema
+    ) -> pl.DataFrame:
+        """A partition that may legitimately be missing (the first session of the store)."""
+        if self.store.exists(layer, dataset, day):
+            return self.store.read(layer, dataset, day)
+        return pl.DataFrame(schema=schema)
+
+
+Build = Callable[[RunInputs, dt.date], DayOutput]
+
+
+@dataclass(frozen=True)
+class ProcessedDataset:
+    name: str
+    description: str
+    build: Build
+    model: type[pa.DataFrameModel]
+    deps: list[dg.AssetDep]
+    meaning_checks: Mapping[str, str] = field(default_factory=dict)
+    uses_rules: bool = False
+    # Per-partition numeric metadata rolled up by month in the run's metadata: key -> "sum"|"mean".
+    monthly: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey([LAYER, self.name])
+
+
+def _same(key: list[str]) -> dg.AssetDep:
+    return dg.AssetDep(dg.AssetKey(key))
+
+
+def _sessions_before(key: list[str], first: int, last: int = -1) -> dg.AssetDep:
+    return dg.AssetDep(
+        dg.AssetKey(key),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=first, end_offset=last, allow_nonexistent_upstream_partitions=True
+        ),
+    )
+
+
+# -- builders: one session each -----------------------------------------------------------------
+def _build_daily_bars(inputs: RunInputs, day: dt.date) -> DayOutput:
+    result = bars.process_daily_bars(
+        inputs.day(RAW, "daily_bars", day), inputs.history(RAW, "splits"), day
+    )
+    flags = result.frame.group_by("quality_flag").len().sort("quality_flag")
+    ssr = minute.ssr_triggered_days(
+        pl.concat(
+            [
+                inputs.day_or_empty(
+                    LAYER,
+                    "daily_bars",
+                    calendar.previous_session(day),
+                    bars.PROCESSED_DAILY_BARS_SCHEMA,
+                ),
+                result.frame,
+            ]
+        )
+    ).filter((pl.col("date") == day) & pl.col("ssr_triggered"))
+    return DayOutput(
+        result.frame,
+        metadata={
+            "tickers": result.frame.height,
+            "quality_flags": dg.MetadataValue.json({str(f): int(n) for f, n in flags.iter_rows()}),
+            "ssr_triggered_tickers": ssr.height,
+            "tickers_with_split_history": result.frame.filter(
+                pl.col("split_factor_to_d") != 1.0
+            ).height,
+        },
+        stats=result.stats,
+    )
+
+
+def _build_corporate_actions(inputs: RunInputs, day: dt.date) -> DayOutput:
+    frame = corporate.corporate_actions(
+        inputs.history(RAW, "splits"), inputs.history(RAW, "dividends"), day
+    )
+    return DayOutput(
+        frame,
+        metadata={
+            "tickers": frame.height,
+            "reverse_splits_last_12m": int(frame.get_column("reverse_split_count_12m").sum() or 0),
+        },
+    )
+
+
+def _build_fundamentals(inputs: RunInputs, day: dt.date) -> DayOutput:
+    previous = calendar.previous_session(day)
+    shares = None
+    if inputs.store.exists(RAW, "ticker_details", previous):
+        shares = inputs.day(RAW, "ticker_details", previous)
+    frame = fundamentals.latest_fundamentals(
+        inputs.history(RAW, "financials"), day, shares_history=shares
+    )
+    staleness = frame.select((pl.lit(day) - pl.col("filing_date")).dt.total_days().median()).item()
+    return DayOutput(
+        frame,
+        metadata={
+            "tickers": frame.height,
+            "median_days_since_filing": float(staleness) if staleness is not None else 0.0,
+        },
+    )
+
+
+def _build_news_daily(inputs: RunInputs, day: dt.date) -> DayOutput:
+    frame = news.news_daily(inputs.day(RAW, "news", day), day)
+    return DayOutput(
+        frame,
+        metadata={
+            "tickers_with_news": frame.height,
+            "articles_per_ticker": float(frame.get_column("article_count").mean() or 0.0),
+        },
+    )
+
+
+def _daily_opens(inputs: RunInputs, day: dt.date) -> pl.DataFrame:
+    # Only the open of D is known at 09:30; nothing else of D's bar is even loaded.
+    raw = inputs.day(RAW, "daily_bars", day)
+    return raw.select("ticker", "date", "open")
+
+
+def _build_universe(inputs: RunInputs, day: dt.date, rules: UniverseRulesResource) -> DayOutput:
+    screen = rules.rules()
+    previous = calendar.previous_session(day)
+    tickers = inputs.day(RAW, "tickers", day)
+    prev_bars = inputs.day(RAW, "daily_bars", previous)
+    frame = universe.build_universe(
+        tickers,
+        inputs.day(RAW, "ticker_details", day),
+        prev_bars,
+        _daily_opens(inputs, day),
+        screen,
+        day,
+        splits=inputs.history(RAW, "splits"),
+    )
+    stats = universe.universe_stats(frame)
+    pool = universe.screenable_listings(tickers, prev_bars, day)
+    share = stats["size"] / pool if pool else 0.0
+    outside = universe.members_outside_band(frame, prev_bars, screen, day)
+    delisted_later = (
+        tickers.filter(pl.col("delisted_utc").is_not_null())
+        .join(frame.select("ticker"), on="ticker", how="semi")
+        .height
+    )
+    key = day.isoformat()
+    size_ok = (
+        stats["size"] >= rules.min_members
+        and rules.min_listed_share <= share <= rules.max_listed_share
+    )
+    return DayOutput(
+        frame,
+        metadata={
+            "universe_size": stats["size"],
+            "candidates": stats["candidates"],
+            "screenable_listings": pool,
+            "universe_share_of_listings": round(share, 4),
+            "members_delisted_later": delisted_later,
+            "by_exchange": dg.MetadataValue.json(stats["by_exchange"]),
+        },
+        checks={
+            "size_within_bounds": condition_report(
+                "size_within_bounds",
+                size_ok,
+                f"{stats['size']} members = {share:.1%} of {pool} screenable listings; bounds: "
+                f">= {rules.min_members} members and {rules.min_listed_share:.0%}-"
+                f"{rules.max_listed_share:.0%} of listings",
+                partition=key,
+            ),
+            "priced_inside_band": rules_report(
+                outside,
+                {"previous close inside the band": pl.lit(False)},
+                partition=key,
+                label="universe",
+            ),
+        },
+    )
+
+
+def _build_minute_bars(inputs: RunInputs, day: dt.date) -> DayOutput:
+    raw = inputs.day(RAW, "minute_bars", day)
+    previous = calendar.previous_session(day)
+    history = pl.concat(
+        [
+            inputs.day_or_empty(LAYER, "daily_bars", d, bars.PROCESSED_DAILY_BARS_SCHEMA)
+            for d in (calendar.previous_session(previous), previous)
+        ]
+    )
+    prior = minute.prior_day_state(history, day, minute.ssr_triggered_days(history))
+    result = minute.process_minute_bars(
+        minute.bars_of_session(raw, day), day, prior=prior, splits=inputs.history(RAW, "splits")
+    )
+    frame = result.frame
+    coverage = minute.candidate_coverage(
+        inputs.day(LAYER, "universe", day), frame, inputs.day(RAW, MINUTE_REQUESTS, day)
+    )
+    key = day.isoformat()
+    per_ticker = frame.group_by("ticker").agg(
+        ssr=pl.col("ssr_active").any(), triggered=pl.col("ssr_trigger").any()
+    )
+    window = (pl.col("ts_et").dt.time() >= minute.PRE_OPEN) & (
+        pl.col("ts_et").dt.time() < minute.POST_CLOSE
+    )
+    duplicated = pl.struct("ticker", "ts").is_duplicated()
+    return DayOutput(
+        frame,
+        metadata={
+            "candidates": coverage.height,
+            "candidates_with_bars": coverage.filter(pl.col("reason").is_null()).height,
+            "candidates_without_bars": dg.MetadataValue.json(
+                {
+                    str(r["ticker"]): str(r["reason"])
+                    for r in coverage.filter(pl.col("reason").is_not_null()).iter_rows(named=True)
+                }
+            ),
+            "halts": int(frame.get_column("halt_resumption").sum()),
+            "ssr_tickers": per_ticker.filter(pl.col("ssr")).height,
+            "ssr_triggers": per_ticker.filter(pl.col("triggered")).height,
+            "regular_missing_minutes": int(
+                frame.filter(pl.col("session") == "regular")
+                .get_column("missing_minutes_before")
+                .sum()
+                or 0
+            ),
+        },
+        stats=result.stats,
+        checks={
+            "bars_unique_and_in_session": rules_report(
+                frame,
+                {
+                    "one bar per (ticker, ts)": ~duplicated,
+                    "bar starts 04:00-20:00 ET on the session": window
+                    & (pl.col("ts_et").dt.date() == day),
+                },
+                partition=key,
+                label="minute_bars",
+            ),
+            "candidates_covered": rules_report(
+                coverage,
+                {
+                    "candidate has bars or a logged reason": pl.col("reason").fill_null("")
+                    != "not_requested"
+                },
+                partition=key,
+                label="minute_bars",
+            ),
+        },
+    )
+
+
+def _build_watchlist(inputs: RunInputs, day: dt.date, rules: UniverseRulesResource) -> DayOutput:
+    members = inputs.day(LAYER, "universe", day)
+    session_bars = inputs.day(LAYER, "minute_bars", day)
+    history = minute.premarket_history(inputs.day(RAW, "minute_bars", day), day)
+    frame = minute.watchlist_flags(
+        members,
+        minute.premarket_summary(session_bars),
+        minute.trailing_premarket_volume(history, day),
+        rules.rules(),
+    )
+    return DayOutput(
+        frame,
+        metadata={
+            "candidates": frame.height,
+            "watchlist": int(frame.get_column("is_watchlist").sum()),
+            "median_premarket_rvol": float(frame.get_column("premarket_rvol").median() or 0.0),
+        },
+    )
+
+
+# -- the generic runner ---------------------------------------------------------------------------
+def _month_table(rows: list[tuple[str, dict[str, Any]]], fields: Mapping[str, str]) -> str:
+    frame = pl.DataFrame(
+        [{"month": key[:7], **{f: float(md.get(f, 0) or 0) for f in fields}} for key, md in rows]
+    )
+    aggs = [
+        (pl.col(f).sum() if how == "sum" else pl.col(f).mean()).round(1).alias(f"{f} ({how})")
+        for f, how in fields.items()
+    ]
+    table = frame.group_by("month").agg(pl.len().alias("sessions"), *aggs).sort("month")
+    header = "| " + " | ".join(table.columns) + " |"
+    lines = [header, "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join(lines)
+
+
+def materialize_processed(
+    context: dg.AssetExecutionContext,
+    dataset: ProcessedDataset,
+    store: DataStore,
+    build: Callable[[RunInputs, dt.date], DayOutput],
+    *,
+    layer: str = LAYER,
+    model: type[pa.DataFrameModel] | None = None,
+    point_in_time: str | None = None,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
+    inputs = RunInputs(store, days[-1])
+    checks = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks})
+    model = model or dataset.model
+    rows: list[tuple[str, dict[str, Any]]] = []
+    total_rows = 0
+    for day in days:
+        key = day.isoformat()
+        out = build(inputs, day)
+        report = store.write(layer, dataset.name, day, out.frame)
+        checks.record(
+            key,
+            {
+                SCHEMA_CHECK: validate_schema(model, out.frame, partition=key),
+                POINT_IN_TIME_CHECK: check_point_in_time(
+                    point_in_time or dataset.name, out.frame, day, partition=key
+                ),
+                **out.checks,
+            },
+        )
+        metadata: dict[str, Any] = {
+            "dagster/row_count": out.frame.height,
+            "path": dg.MetadataValue.path(report.path),
+            **out.metadata,
+        }
+        if out.stats is not None:
+            metadata["cleaning"] = dg.MetadataValue.json(out.stats)
+        context.add_asset_metadata(metadata, partition_key=key)
+        rows.append((key, out.metadata))
+        total_rows += out.frame.height
+        progress.partition_done(dataset.key.to_user_string(), key)
+    run_metadata: dict[str, Any] = {"partitions_in_run": len(days), "rows_in_run": total_rows}
+    if dataset.monthly:
+        run_metadata["by_month"] = dg.MetadataValue.md(_month_table(rows, dataset.monthly))
+    context.log.info(f"{dataset.key.to_user_string()}: {len(days)} session(s), {total_rows} rows")
+    return dg.MaterializeResult(metadata=run_metadata, check_results=checks.results())
+
+
+def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
+    specs = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks}).specs()
+    common: dict[str, Any] = {
+        "key": dataset.key,
+        "group_name": LAYER,
+        "description": dataset.description,
+        "partitions_def": trading_days,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "deps": dataset.deps,
+        "check_specs": specs,
+        "kinds": {"polars", "parquet"},
+    }
+    if dataset.uses_rules:
+
+        @dg.asset(**common)
+        def _with_rules(
+            context: dg.AssetExecutionContext,
+            data: DataStoreResource,
+            universe_rules: UniverseRulesResource,
+        ) -> dg.MaterializeResult:  # type: ignore[type-arg]
+            model = universe_model(universe_rules.rules()) if dataset.name == "universe" else None
+            return materialize_processed(
+                context,
+                dataset,
+                data.store(),
+                lambda inputs, day: _RULE_BUILDS[dataset.name](inputs, day, universe_rules),
+                model=model,
+            )
+
+        return _with_rules
+
+    @dg.asset(**common)
+    def _plain(context: dg.AssetExecutionContext, data: DataStoreResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        return materialize_processed(context, dataset, data.store(), dataset.build)
+
+    return _plain
+
+
+_RULE_BUILDS: dict[str, Callable[[RunInputs, dt.date, UniverseRulesResource], DayOutput]] = {
+    "universe": _build_universe,
+    "watchlist": _build_watchlist,
+}
+
+
+def _needs_rules(inputs: RunInputs, day: dt.date) -> DayOutput:
+    raise RuntimeError("this dataset is built with the universe rules resource")
+
+
+PROCESSED_DATASETS: list[ProcessedDataset] = [
+    ProcessedDataset(
+        "daily_bars",
+        "Cleaned unadjusted daily bars of every exchange-listed ticker with I(D), the cumulative "
+        "split index known on D: a bar of session t on D's basis is price x I(D)/I(t).",
+        _build_daily_bars,
+        PROCESSED_MODELS["daily_bars"],
+        deps=[_same([RAW, "daily_bars"]), _same([RAW, "splits"])],
+        monthly={"tickers": "mean", "ssr_triggered_tickers": "sum"},
+    ),
+    ProcessedDataset(
+        "corporate_actions",
+        "Per ticker: splits and dividends executed by D, reverse-split flag, days since the last "
+        "reverse split, 12-month split and dividend counts.",
+        _build_corporate_actions,
+        PROCESSED_MODELS["corporate_actions"],
+        deps=[_same([RAW, "splits"]), _same([RAW, "dividends"])],
+    ),
+    ProcessedDataset(
+        "fundamentals",
+        "Per ticker: the latest filing known on D (filed before D) with shares, cash, operating "
+        "cash flow, revenue, dilution, cash burn and revenue growth QoQ/YoY.",
+        _build_fundamentals,
+        PROCESSED_MODELS["fundamentals"],
+        deps=[_same([RAW, "financials"]), _sessions_before([RAW, "ticker_details"], -1)],
+    ),
+    ProcessedDataset(
+        "news_daily",
+        "Per ticker and session (articles after the previous session up to D's end, ET): counts, "
+        "mean sentiment, topic flags (offering, earnings, FDA, contract, ...).",
+        _build_news_daily,
+        PROCESSED_MODELS["news_daily"],
+        deps=[_same([RAW, "news"])],
+        monthly={"tickers_with_news": "sum"},
+    ),
+    ProcessedDataset(
+        "universe",
+        "The point-in-time small-cap universe of D (common stocks on XNAS/XNYS/XASE, D-1 close in "
+        "the price band, market cap and shares under the caps; names delisted later included) "
+        "with D's gap candidates (open >= 10% above D-1's close on D's share basis).",
+        _needs_rules,
+        PROCESSED_MODELS["universe"],
+        deps=[
+            _same([RAW, "tickers"]),
+            _same([RAW, "ticker_details"]),
+            dg.AssetDep(
+                dg.AssetKey([RAW, "daily_bars"]),
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+            _same([RAW, "splits"]),
+        ],
+        meaning_checks={
+            "size_within_bounds": "Universe size is at least the minimum and within the configured "
+            "share of the session's screenable listings.",
+            "priced_inside_band": "Every member's D-1 unadjusted close, re-read from raw bars, is "
+            "inside the price band.",
+        },
+        uses_rules=True,
+        monthly={"universe_size": "mean", "candidates": "mean", "members_delisted_later": "mean"},
+    ),
+    ProcessedDataset(
+        "minute_bars",
+        "The candidates' minute bars of D: ET time, session tag, duplicates removed, missing "
+        "minutes, inferred halts, Rule 201 SSR state (carried in from D-1), on D's share basis.",
+        _build_minute_bars,
+        PROCESSED_MODELS["minute_bars"],
+        deps=[
+            _same([RAW, "minute_bars"]),
+            _same([RAW, "splits"]),
+            _same([LAYER, "universe"]),
+            _sessions_before([LAYER, "daily_bars"], -2),
+        ],
+        meaning_checks={
+            "bars_unique_and_in_session": "One bar per (ticker, ts), each starting 04:00-20:00 ET on "
+            "the session.",
+            "candidates_covered": "Every candidate of the universe has minute bars or a logged "
+            "reason (not found, no bars).",
+        },
+        monthly={"candidates": "sum", "halts": "sum", "ssr_tickers": "sum", "ssr_triggers": "sum"},
+    ),
+    ProcessedDataset(
+        "watchlist",
+        "D's candidates with premarket volume, high and RVOL (vs their 20 prior sessions' "
+        "premarket) and the watchlist flag, from premarket bars only.",
+        _needs_rules,
+        ProcessedWatchlist,
+        deps=[
+            _same([LAYER, "universe"]),
+            _same([LAYER, "minute_bars"]),
+            _same([RAW, "minute_bars"]),
+        ],
+        uses_rules=True,
+        monthly={"candidates": "sum", "watchlist": "sum"},
+    ),
+]
+
+processed_assets = [build_processed_asset(dataset) for dataset in PROCESSED_DATASETS]

@@ -136,6 +136,10 @@ def test_smallcaps_demo_small_window(env, tmp_path):
     out = done.stdout
     assert "Summary" in out
     assert "raw/daily_bars" in out
+    assert "layer processed  ok" in out
+    assert "processed/universe" in out
+    assert "processed layer by month" in out
+    assert "avg_universe" in out
     assert "3/3" in out
     assert "SIMULATED" in out
     assert "asset partitions" in out  # progress lines

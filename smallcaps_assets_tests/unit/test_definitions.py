@@ -52,3 +52,56 @@ def test_instance_config_limits_the_polygon_pool_and_disables_telemetry():
     config = yaml.safe_load((project_root() / "dagster.yaml").read_text())
     assert config["telemetry"]["enabled"] is False
     assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+PROCESSED = {
+    "processed/daily_bars",
+    "processed/corporate_actions",
+    "processed/fundamentals",
+    "processed/news_daily",
+    "processed/universe",
+    "processed/minute_bars",
+    "processed/watchlist",
+}
+
+
+def _deps(name: str) -> set[str]:
+    asset = _assets()[name]
+    return {k.to_user_string() for k in asset.asset_deps[dg.AssetKey.from_user_string(name)]}
+
+
+def test_processed_layer_assets_carry_schema_point_in_time_and_meaning_checks():
+    assets = _assets()
+    assert set(assets) >= PROCESSED
+    for name in PROCESSED:
+        asset = assets[name]
+        key = dg.AssetKey.from_user_string(name)
+        assert asset.partitions_def == trading_days, name
+        assert asset.group_names_by_key[key] == "processed", name
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run(), name
+        checks = {spec.name: spec for spec in asset.check_specs}
+        assert {"schema", "point_in_time"} <= set(checks), name
+        assert all(spec.blocking for spec in checks.values()), name
+    universe_checks = {spec.name for spec in assets["processed/universe"].check_specs}
+    assert {"size_within_bounds", "priced_inside_band"} <= universe_checks
+    minute_checks = {spec.name for spec in assets["processed/minute_bars"].check_specs}
+    assert {"candidates_covered", "bars_unique_and_in_session"} <= minute_checks
+
+
+def test_lineage_runs_raw_to_universe_to_candidate_minutes_to_watchlist():
+    assert _deps("processed/universe") == {
+        "raw/tickers",
+        "raw/ticker_details",
+        "raw/daily_bars",
+        "raw/splits",
+    }
+    assert _deps("raw/minute_bars") == {"processed/universe"}
+    assert _assets()["raw/minute_bars"].op.pool == "polygon_api"
+    assert "raw/minute_bars" in _deps("processed/minute_bars")
+    assert _deps("processed/watchlist") == {
+        "processed/universe",
+        "processed/minute_bars",
+        "raw/minute_bars",
+    }
+    assert _deps("catalog/processed") == PROCESSED
+    assert "raw/minute_bars" in _deps("catalog/raw")

@@ -15,9 +15,14 @@ from smallcaps_assets.core.minute import (
     PREMARKET_SUMMARY_SCHEMA,
     PROCESSED_MINUTE_BARS_SCHEMA,
     WATCHLIST_SCHEMA,
+    bars_of_session,
+    candidate_coverage,
+    minute_history_sessions,
+    premarket_history,
     premarket_summary,
     prior_day_state,
     process_minute_bars,
+    raw_minute_partition,
     regular_close_et,
     ssr_carry_in,
     ssr_triggered_days,
@@ -390,3 +395,74 @@ def test_real_day_without_a_regular_session() -> None:
     ProcessedMinuteBars.validate(frame)
     assert "regular" not in set(frame.get_column("session"))
     assert not frame.get_column("halt_resumption").any()
+
+
+# -- the raw partition, the premarket baseline and candidate coverage ---------------------------
+def _raw(rows: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
+    frames = [parsers.parse_aggregates([row], ticker) for ticker, row in rows]
+    return pl.concat(frames)
+
+
+EARLIER = date(2024, 3, 4)
+
+
+def test_raw_partition_keeps_the_session_and_only_the_premarket_of_earlier_sessions() -> None:
+    raw = _raw(
+        [
+            ("AAA", minute_row("04:00", 1.0, day=EARLIER)),
+            ("AAA", minute_row("09:29", 1.0, day=EARLIER)),
+            ("AAA", minute_row("09:30", 1.0, day=EARLIER)),
+            ("AAA", minute_row("16:30", 1.0, day=EARLIER)),
+            ("AAA", minute_row("04:00", 1.0)),
+            ("AAA", minute_row("12:00", 1.0)),
+            ("AAA", minute_row("19:59", 1.0)),
+        ]
+    )
+    kept = raw_minute_partition(raw, DAY)
+    et = kept.get_column("window_start").dt.convert_time_zone("America/New_York")
+    assert [t.strftime("%m-%d %H:%M") for t in et.to_list()] == [
+        "03-04 04:00",
+        "03-04 09:29",
+        "03-05 04:00",
+        "03-05 12:00",
+        "03-05 19:59",
+    ]
+    assert bars_of_session(kept, DAY).height == 3
+
+
+def test_premarket_history_counts_a_traded_session_without_premarket_as_zero() -> None:
+    raw = _raw(
+        [
+            ("AAA", minute_row("08:00", 1.0, volume=300.0, day=date(2024, 3, 1))),
+            ("AAA", minute_row("09:00", 1.0, volume=200.0, day=date(2024, 3, 1))),
+            ("AAA", minute_row("10:00", 1.0, volume=9_999.0, day=date(2024, 3, 1))),
+            ("AAA", minute_row("11:00", 1.0, volume=500.0, day=EARLIER)),
+            ("AAA", minute_row("05:00", 1.0, volume=7_777.0)),  # the session itself: not history
+        ]
+    )
+    history = premarket_history(raw, DAY)
+    assert history.rows() == [("AAA", date(2024, 3, 1), 500.0), ("AAA", EARLIER, 0.0)]
+    trailing = trailing_premarket_volume(history, DAY)
+    assert trailing.row(0) == ("AAA", 250.0, 2)
+
+
+def test_minute_history_sessions_are_the_twenty_sessions_before() -> None:
+    sessions = minute_history_sessions(DAY)
+    assert len(sessions) == 20
+    assert sessions[-1] == EARLIER
+    assert date(2024, 2, 19) not in sessions  # Presidents' Day
+    assert all(d < DAY for d in sessions)
+
+
+def test_candidate_coverage_names_the_reason_or_flags_an_unrequested_candidate() -> None:
+    members = pl.DataFrame(
+        {"ticker": ["AAA", "BBB", "CCC", "DDD"], "is_candidate": [True, True, True, False]}
+    )
+    bars = process_minute_bars(_raw([("AAA", minute_row("09:30", 2.0))]), DAY).frame
+    requests = pl.DataFrame({"ticker": ["AAA", "BBB"], "status": ["ok", "not_found"]})
+    coverage = candidate_coverage(members, bars, requests)
+    assert coverage.rows() == [
+        ("AAA", 1, None),
+        ("BBB", 0, "not_found"),
+        ("CCC", 0, "not_requested"),
+    ]

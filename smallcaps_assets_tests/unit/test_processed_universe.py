@@ -20,6 +20,8 @@ from smallcaps_assets.core.universe import (
     UNIVERSE_SCHEMA,
     UniverseRules,
     build_universe,
+    members_outside_band,
+    screenable_listings,
     universe_stats,
 )
 from smallcaps_assets.sources import parsers
@@ -233,3 +235,46 @@ def test_stats_schema_and_checks() -> None:
     with pytest.raises(SchemaError, match="previous_close_inside_band"):
         ProcessedUniverse.validate(out_of_band)
     universe_model(replace(RULES, price_max=30.0)).validate(out_of_band)
+
+
+def test_screenable_listings_count_the_pool_the_screen_draws_from() -> None:
+    listings = [
+        listing("AAA"),
+        listing("BBB"),
+        listing("ETF", type="ETF"),
+        listing("OTCX", primary_exchange="OTCM"),
+        listing("NOBAR"),
+    ]
+    previous = [
+        day_bar("AAA", 5.0),
+        day_bar("BBB", 50.0),
+        day_bar("ETF", 5.0),
+        day_bar("OTCX", 1.0),
+    ]
+    count = screenable_listings(
+        parsers.parse_tickers(listings, as_of=DAY),
+        parsers.parse_grouped_daily(previous, PREVIOUS),
+        DAY,
+    )
+    # AAA and BBB (priced out of the band, but screenable); not the ETF, the OTC name or NOBAR.
+    assert count == 2
+
+
+def test_members_outside_band_re_derives_the_price_rule_from_raw_bars() -> None:
+    frame = universe(
+        [listing("AAA"), listing("BBB")],
+        [detail("AAA"), detail("BBB")],
+        [day_bar("AAA", 5.0), day_bar("BBB", 6.0)],
+        [day_bar("AAA", 5.0), day_bar("BBB", 6.0)],
+    )
+    previous = parsers.parse_grouped_daily([day_bar("AAA", 5.0), day_bar("BBB", 6.0)], PREVIOUS)
+    assert members_outside_band(frame, previous, RULES, DAY).is_empty()
+    # The same members against bars saying BBB closed at $25 (or not at all) are flagged.
+    repriced = parsers.parse_grouped_daily([day_bar("AAA", 5.0), day_bar("BBB", 25.0)], PREVIOUS)
+    assert members_outside_band(frame, repriced, RULES, DAY).get_column("ticker").to_list() == [
+        "BBB"
+    ]
+    missing = parsers.parse_grouped_daily([day_bar("AAA", 5.0)], PREVIOUS)
+    assert members_outside_band(frame, missing, RULES, DAY).get_column("ticker").to_list() == [
+        "BBB"
+    ]

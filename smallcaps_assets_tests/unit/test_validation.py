@@ -5,7 +5,13 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smallcaps_assets.core.validation import CheckReport, dates_within, validate_schema
+from smallcaps_assets.core.validation import (
+    CheckReport,
+    condition_report,
+    dates_within,
+    rules_report,
+    validate_schema,
+)
 
 
 class Bars(pa.DataFrameModel):
@@ -66,3 +72,26 @@ def test_dates_within_counts_exactly_the_other_days(days, allowed):
     df = pl.DataFrame({"d": days}, schema={"d": pl.Date})
     report = dates_within(df, "d", [allowed])
     assert report.failures == sum(d != allowed for d in days)
+
+
+def test_rules_report_counts_each_broken_rule_and_treats_null_as_broken():
+    frame = pl.DataFrame({"x": [1, -1, None, 3]})
+    report = rules_report(
+        frame, {"positive": pl.col("x") > 0, "small": pl.col("x") < 3}, partition="p", label="t"
+    )
+    assert report.rows_checked == 4
+    assert report.by_check == {"positive": 2, "small": 2}
+    assert report.failures == 4
+    assert {row["check"] for row in report.sample} == {"positive", "small"}
+    assert all(row["partition"] == "p" and row["column"] == "t" for row in report.sample)
+    assert rules_report(
+        frame.drop_nulls().filter(pl.col("x") == 1), {"positive": pl.col("x") > 0}
+    ).passed
+
+
+def test_condition_report_is_one_failure_with_its_detail():
+    assert condition_report("size", True, "fine").passed
+    failed = condition_report("size", False, "3 members, need 10", partition="2024-03-05")
+    assert failed.failures == 1
+    assert failed.by_check == {"size": 1}
+    assert failed.sample[0]["failure_case"] == "3 members, need 10"

@@ -46,6 +46,8 @@ class RawDataset:
     deps: list[dg.AssetDep] = field(default_factory=list)
     # Overrides ``covers_closed_days``: the sessions whose rows a partition may hold.
     allowed_days: Callable[[dt.date], list[dt.date]] | None = None
+    # Raw by key (what the source said, immutable) but grouped with the layer it follows.
+    group: str = LAYER
 
     def days_in_partition(self, session: dt.date) -> list[dt.date]:
         if self.allowed_days is not None:
@@ -264,6 +266,8 @@ MINUTE_BARS = RawDataset(
     time_column="window_start",
     deps=[dg.AssetDep(dg.AssetKey(["processed", "universe"]))],
     allowed_days=_minute_partition_days,
+    # It follows the processed universe, so `group:raw` stays runnable on its own.
+    group="processed",
 )
 
 
@@ -368,7 +372,7 @@ def materialize_raw(
 def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset.key,
-        group_name=LAYER,
+        group_name=dataset.group,
         description=dataset.description,
         partitions_def=trading_days,
         backfill_policy=dg.BackfillPolicy.single_run(),

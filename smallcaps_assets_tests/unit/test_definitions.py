@@ -105,3 +105,19 @@ def test_lineage_runs_raw_to_universe_to_candidate_minutes_to_watchlist():
     }
     assert _deps("catalog/processed") == PROCESSED
     assert "raw/minute_bars" in _deps("catalog/raw")
+
+
+def test_group_raw_needs_nothing_outside_itself():
+    # `--select group:raw` must be runnable on an empty data root.
+    assets = _assets()
+    raw_group = {
+        name
+        for name, asset in assets.items()
+        if asset.group_names_by_key[dg.AssetKey.from_user_string(name)] == "raw"
+    }
+    assert raw_group == RAW
+    for name in raw_group:
+        assert _deps(name) <= RAW, name
+    assert assets["raw/minute_bars"].group_names_by_key[dg.AssetKey(["raw", "minute_bars"])] == (
+        "processed"
+    )

@@ -56,7 +56,7 @@ class Layer:
 
 
 def _layers() -> list[Layer]:
-    from smallcaps_assets.defs.processed import PROCESSED_DATASETS
+    from smallcaps_assets.defs.processed import EVENT_DATASETS, PROCESSED_DATASETS
     from smallcaps_assets.defs.raw import MINUTE_BARS, RAW_DATASETS
 
     return [
@@ -68,7 +68,12 @@ def _layers() -> list[Layer]:
                 f"raw/{MINUTE_BARS.name}",
             ],
         ),
-        Layer("catalog", ["catalog/raw", "catalog/processed"], partitioned=False),
+        Layer("events", [f"{d.layer}/{d.name}" for d in EVENT_DATASETS]),
+        Layer(
+            "catalog",
+            ["catalog/raw", "catalog/processed", *(f"catalog/{d.layer}" for d in EVENT_DATASETS)],
+            partitioned=False,
+        ),
     ]
 
 
@@ -248,7 +253,7 @@ def _print_summary(
     import polars as pl
 
     from smallcaps_assets.core.storage import DataStore
-    from smallcaps_assets.defs.processed import PROCESSED_DATASETS
+    from smallcaps_assets.defs.processed import EVENT_DATASETS, PROCESSED_DATASETS
     from smallcaps_assets.defs.raw import MINUTE_BARS, RAW_DATASETS
 
     assert isinstance(store, DataStore)
@@ -259,6 +264,7 @@ def _print_summary(
     datasets = [
         *(("raw", d.name) for d in [*RAW_DATASETS, MINUTE_BARS]),
         *(("processed", d.name) for d in PROCESSED_DATASETS),
+        *((d.layer, d.name) for d in EVENT_DATASETS),
     ]
     for layer, name in datasets:
         present = sorted(set(store.partitions(layer, name)) & set(keys))

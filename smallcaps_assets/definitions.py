@@ -4,7 +4,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.defs.catalog import build_catalog_asset, default_duckdb_path
-from smallcaps_assets.defs.processed import PROCESSED_DATASETS, processed_assets
+from smallcaps_assets.defs.processed import (
+    EVENT_DATASETS,
+    PROCESSED_DATASETS,
+    event_assets,
+    processed_assets,
+)
 from smallcaps_assets.defs.raw import (
     MINUTE_BARS,
     MINUTE_REQUESTS,
@@ -25,10 +30,17 @@ catalog_assets = [
         extra_datasets=(MINUTE_REQUESTS,),
     ),
     build_catalog_asset("processed", [d.name for d in PROCESSED_DATASETS]),
+    *(build_catalog_asset(d.layer, [d.name]) for d in EVENT_DATASETS),
 ]
 
 defs = dg.Definitions(
-    assets=[*raw_assets, raw_minute_bars_asset, *processed_assets, *catalog_assets],
+    assets=[
+        *raw_assets,
+        raw_minute_bars_asset,
+        *processed_assets,
+        *event_assets,
+        *catalog_assets,
+    ],
     resources={
         "market": MarketDataResource(),
         "data": DataStoreResource(),

@@ -392,13 +392,14 @@ def minute_history_sessions(day: dt.date, sessions: int = PREMARKET_LOOKBACK) ->
 
 
 def raw_minute_partition(raw_minutes: pl.DataFrame, day: dt.date) -> pl.DataFrame:
-    """The raw bars a session's partition keeps from a candidate's request: every bar of ``day``
-    plus the premarket bars (04:00-09:30 ET) of earlier sessions, its premarket baseline."""
+    """The raw bars a session's partition keeps from a candidate's request: the bars of ``day``
+    and of the :data:`PREMARKET_LOOKBACK` sessions before it, 04:00-20:00 ET. The earlier
+    sessions are the candidate's baselines: premarket RVOL and time-of-day RVOL."""
     et = pl.col("window_start").dt.convert_time_zone(NY_ZONE)
-    earlier_premarket = (
-        (et.dt.date() < day) & (et.dt.time() >= PRE_OPEN) & (et.dt.time() < REGULAR_OPEN)
-    )
-    return raw_minutes.filter((et.dt.date() == day) | earlier_premarket)
+    window = minute_history_sessions(day)
+    first = window[0] if window else day
+    in_hours = (et.dt.time() >= PRE_OPEN) & (et.dt.time() < POST_CLOSE)
+    return raw_minutes.filter(et.dt.date().is_between(first, day) & in_hours)
 
 
 def bars_of_session(raw_minutes: pl.DataFrame, day: dt.date) -> pl.DataFrame:

@@ -24,6 +24,7 @@ __all__ = [
     "news_daily",
     "news_until",
     "news_window_utc",
+    "ticker_mentions",
 ]
 
 SENTIMENT_SCORES: Final[Mapping[str, int]] = {"positive": 1, "neutral": 0, "negative": -1}
@@ -99,16 +100,39 @@ def news_daily(
         _require_aware(cutoff_utc)
         end = min(end, cutoff_utc.astimezone(dt.UTC) + dt.timedelta(microseconds=1))
     published = pl.col("published_utc")
-    articles = (
-        news_rows.filter((published >= start) & (published < end))
-        .unique(subset="id", keep="last", maintain_order=True)
-        .with_columns(
-            _text=pl.concat_str(
-                pl.col("title").fill_null(""),
-                pl.col("keywords").list.join(" | "),
-                separator=" | ",
-            ).str.to_lowercase()
+    window = news_rows.filter((published >= start) & (published < end))
+    score = pl.col("score")
+    return (
+        ticker_mentions(window)
+        .group_by("ticker")
+        .agg(
+            article_count=pl.len(),
+            positive_count=(score > 0).sum(),
+            negative_count=(score < 0).sum(),
+            neutral_count=(score == 0).sum(),
+            sentiment_mean=score.mean(),
+            **{flag: pl.col(flag).any() for flag in TOPIC_PATTERNS},
+            first_published_utc=published.min(),
+            last_published_utc=published.max(),
         )
+        .with_columns(date=pl.lit(day))
+        .pipe(conform, NEWS_DAILY_SCHEMA)
+        .sort("ticker")
+    )
+
+
+def ticker_mentions(news_rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per (article, listed ticker): ``id``, ``ticker``, ``published_utc``, ``score``
+    (mean insight sentiment for that ticker, 0 without one) and the topic flags of the article.
+
+    An article delivered twice (same ``id``) counts once, the last copy winning.
+    """
+    articles = news_rows.unique(subset="id", keep="last", maintain_order=True).with_columns(
+        _text=pl.concat_str(
+            pl.col("title").fill_null(""),
+            pl.col("keywords").list.join(" | "),
+            separator=" | ",
+        ).str.to_lowercase()
     )
     mentions = (
         articles.select("id", "published_utc", "_text", pl.col("tickers").alias("ticker"))
@@ -130,22 +154,12 @@ def news_daily(
         .group_by("id", "ticker")
         .agg(pl.col("score").mean())
     )
-    score = pl.col("score")
     return (
         mentions.join(scores, on=["id", "ticker"], how="left")
-        .with_columns(score.fill_null(0.0))
-        .group_by("ticker")
-        .agg(
-            article_count=pl.len(),
-            positive_count=(score > 0).sum(),
-            negative_count=(score < 0).sum(),
-            neutral_count=(score == 0).sum(),
-            sentiment_mean=score.mean(),
-            **{flag: pl.col("_text").str.contains(rx).any() for flag, rx in TOPIC_PATTERNS.items()},
-            first_published_utc=published.min(),
-            last_published_utc=published.max(),
+        .with_columns(
+            pl.col("score").fill_null(0.0).cast(pl.Float64),
+            **{flag: pl.col("_text").str.contains(rx) for flag, rx in TOPIC_PATTERNS.items()},
         )
-        .with_columns(date=pl.lit(day))
-        .pipe(conform, NEWS_DAILY_SCHEMA)
-        .sort("ticker")
+        .drop("_text")
+        .sort("ticker", "published_utc", "id")
     )

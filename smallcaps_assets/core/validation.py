@@ -40,9 +40,10 @@ class CheckReport:
 
 
 def validate_schema(
-    model: type[pa.DataFrameModel], df: pl.DataFrame, *, partition: str = ""
+    model: type[pa.DataFrameModel] | pa.DataFrameSchema, df: pl.DataFrame, *, partition: str = ""
 ) -> CheckReport:
-    """Run a Pandera model over ``df`` (eagerly: a LazyFrame would only get schema checks)."""
+    """Run a Pandera model or schema over ``df`` (eagerly: a LazyFrame would only get schema
+    checks)."""
     try:
         model.validate(df, lazy=True)
     except SchemaErrors as exc:

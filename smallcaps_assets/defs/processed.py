@@ -20,7 +20,19 @@ import pandera.polars as pa
 import polars as pl
 
 from smallcaps_assets import progress
-from smallcaps_assets.core import bars, calendar, corporate, fundamentals, minute, news, universe
+from smallcaps_assets.core import (
+    bars,
+    calendar,
+    corporate,
+    event_schemas,
+    events,
+    features,
+    fundamentals,
+    labels,
+    minute,
+    news,
+    universe,
+)
 from smallcaps_assets.core.processed_schemas import (
     PROCESSED_MODELS,
     ProcessedWatchlist,
@@ -64,16 +76,26 @@ class RunInputs:
     """Reads for one run. Histories (every stored partition up to the run's last session) are
     loaded once; each partition filters them to its own session."""
 
-    def __init__(self, store: DataStore, last_day: dt.date) -> None:
+    def __init__(self, store: DataStore, first_day: dt.date, last_day: dt.date) -> None:
         self.store = store
+        self.first_day = first_day
         self.last_day = last_day
-        self._histories: dict[tuple[str, str], pl.DataFrame] = {}
+        self._histories: dict[tuple[str, str, int | None], pl.DataFrame] = {}
 
-    def history(self, layer: str, dataset: str) -> pl.DataFrame:
-        key = (layer, dataset)
+    def history(
+        self, layer: str, dataset: str, *, lookback_days: int | None = None
+    ) -> pl.DataFrame:
+        """Every stored partition up to the run's last session; with ``lookback_days``, only
+        those from that many calendar days before the run's first session."""
+        key = (layer, dataset, lookback_days)
         if key not in self._histories:
             last = self.last_day.isoformat()
-            days = [d for d in self.store.partitions(layer, dataset) if d <= last]
+            first = (
+                (self.first_day - dt.timedelta(days=lookback_days)).isoformat()
+                if lookback_days is not None
+                else ""
+            )
+            days = [d for d in self.store.partitions(layer, dataset) if first <= d <= last]
             self._histories[key] = self.store.read_many(layer, dataset, days)
         return self._histories[key]
 
@@ -97,16 +119,25 @@ class ProcessedDataset:
     name: str
     description: str
     build: Build
-    model: type[pa.DataFrameModel]
+    model: type[pa.DataFrameModel] | pa.DataFrameSchema
     deps: list[dg.AssetDep]
     meaning_checks: Mapping[str, str] = field(default_factory=dict)
     uses_rules: bool = False
     # Per-partition numeric metadata rolled up by month in the run's metadata: key -> "sum"|"mean".
     monthly: Mapping[str, str] = field(default_factory=dict)
+    layer: str = LAYER
+    # The point-in-time check; default: the processed rules of core.processed_schemas.
+    point_in_time: Callable[[pl.DataFrame, dt.date, str], CheckReport] | None = None
+    kinds: frozenset[str] = frozenset({"polars", "parquet"})
 
     @property
     def key(self) -> dg.AssetKey:
-        return dg.AssetKey([LAYER, self.name])
+        return dg.AssetKey([self.layer, self.name])
+
+    def check_point_in_time(self, frame: pl.DataFrame, day: dt.date, partition: str) -> CheckReport:
+        if self.point_in_time is not None:
+            return self.point_in_time(frame, day, partition)
+        return check_point_in_time(self.name, frame, day, partition=partition)
 
 
 def _same(key: list[str]) -> dg.AssetDep:
@@ -373,12 +404,10 @@ def materialize_processed(
     store: DataStore,
     build: Callable[[RunInputs, dt.date], DayOutput],
     *,
-    layer: str = LAYER,
-    model: type[pa.DataFrameModel] | None = None,
-    point_in_time: str | None = None,
+    model: type[pa.DataFrameModel] | pa.DataFrameSchema | None = None,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
-    inputs = RunInputs(store, days[-1])
+    inputs = RunInputs(store, days[0], days[-1])
     checks = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks})
     model = model or dataset.model
     rows: list[tuple[str, dict[str, Any]]] = []
@@ -386,14 +415,12 @@ def materialize_processed(
     for day in days:
         key = day.isoformat()
         out = build(inputs, day)
-        report = store.write(layer, dataset.name, day, out.frame)
+        report = store.write(dataset.layer, dataset.name, day, out.frame)
         checks.record(
             key,
             {
                 SCHEMA_CHECK: validate_schema(model, out.frame, partition=key),
-                POINT_IN_TIME_CHECK: check_point_in_time(
-                    point_in_time or dataset.name, out.frame, day, partition=key
-                ),
+                POINT_IN_TIME_CHECK: dataset.check_point_in_time(out.frame, day, key),
                 **out.checks,
             },
         )
@@ -419,13 +446,13 @@ def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
     specs = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks}).specs()
     common: dict[str, Any] = {
         "key": dataset.key,
-        "group_name": LAYER,
+        "group_name": dataset.layer,
         "description": dataset.description,
         "partitions_def": trading_days,
         "backfill_policy": dg.BackfillPolicy.single_run(),
         "deps": dataset.deps,
         "check_specs": specs,
-        "kinds": {"polars", "parquet"},
+        "kinds": set(dataset.kinds),
     }
     if dataset.uses_rules:
 
@@ -562,3 +589,109 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
 ]
 
 processed_assets = [build_processed_asset(dataset) for dataset in PROCESSED_DATASETS]
+
+
+# -- events: features and labels ------------------------------------------------------------------
+def _build_features(inputs: RunInputs, day: dt.date) -> DayOutput:
+    bars_d = inputs.day(LAYER, "minute_bars", day)
+    found = events.detect_events(bars_d, day)
+    history = inputs.history(LAYER, "daily_bars", lookback_days=DAILY_LOOKBACK_DAYS)
+    news_rows = inputs.history(RAW, "news", lookback_days=NEWS_LOOKBACK_DAYS)
+    feature_inputs = features.FeatureInputs(
+        universe=inputs.day(LAYER, "universe", day),
+        watchlist=inputs.day(LAYER, "watchlist", day),
+        tod_baseline=features.tod_volume_baseline(inputs.day(RAW, "minute_bars", day), day),
+        daily=features.daily_context(
+            history.filter(
+                pl.col("date").is_between(day - dt.timedelta(days=DAILY_LOOKBACK_DAYS), day)
+            ),
+            day,
+        ),
+        fundamentals=inputs.day(LAYER, "fundamentals", day),
+        corporate=inputs.day(LAYER, "corporate_actions", day),
+        news=news_rows.filter(
+            pl.col("published_utc")
+            >= dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
+            - dt.timedelta(days=NEWS_LOOKBACK_DAYS)
+        ),
+        details=inputs.day(RAW, "ticker_details", day),
+    )
+    frame = features.event_features(found, bars_d, feature_inputs)
+    counts = frame.group_by("pattern").len().sort("pattern")
+    return DayOutput(
+        frame,
+        metadata={
+            "events": frame.height,
+            "tickers_with_events": frame.get_column("ticker").n_unique(),
+            "by_pattern": dg.MetadataValue.json({str(p): int(n) for p, n in counts.iter_rows()}),
+        },
+    )
+
+
+def _build_labels(inputs: RunInputs, day: dt.date) -> DayOutput:
+    found = inputs.day("features", "events", day).select("date", "ticker", "ts", "pattern")
+    frame = labels.label_events(found, inputs.day(LAYER, "minute_bars", day), day)
+    complete = frame.filter(pl.col("path_complete"))
+    reasons = complete.group_by("exit_reason").len().sort("exit_reason")
+    return DayOutput(
+        frame,
+        metadata={
+            "events": frame.height,
+            "labelled": complete.height,
+            "take_profit_first": int(complete.get_column("label").sum() or 0),
+            "mean_ret": float(complete.get_column("ret").mean() or 0.0),
+            "exit_reasons": dg.MetadataValue.json({str(r): int(n) for r, n in reasons.iter_rows()}),
+        },
+        checks={
+            "labels_cover_events": event_schemas.labels_cover_events(frame, found, day.isoformat())
+        },
+    )
+
+
+# Calendar days of daily bars behind ATR and 20-session returns (about 25 sessions), and of news
+# behind the 30-day counts and the last offering headline.
+DAILY_LOOKBACK_DAYS = 45
+NEWS_LOOKBACK_DAYS = 90
+
+EVENT_DATASETS: list[ProcessedDataset] = [
+    ProcessedDataset(
+        "events",
+        "One row per intraday setup (orb, vwap_reclaim, vwap_reject, first_pullback, "
+        "hod_breakout, halt_resumption, parabolic_exhaustion) on D's candidates, stamped at the "
+        "signal bar's close, with the features known then (price/volume, daily context, "
+        "fundamentals, corporate events, news up to ts, microstructure, categoricals).",
+        _build_features,
+        event_schemas.FEATURES_MODEL,
+        deps=[
+            _same([LAYER, "minute_bars"]),
+            _same([LAYER, "universe"]),
+            _same([LAYER, "watchlist"]),
+            _same([LAYER, "fundamentals"]),
+            _same([LAYER, "corporate_actions"]),
+            _same([RAW, "minute_bars"]),
+            _same([RAW, "ticker_details"]),
+            _same([RAW, "news"]),
+            _sessions_before([LAYER, "daily_bars"], -25),
+        ],
+        layer="features",
+        point_in_time=event_schemas.features_point_in_time,
+        monthly={"events": "sum", "tickers_with_events": "sum"},
+    ),
+    ProcessedDataset(
+        "events",
+        "Triple-barrier labels of D's events (take profit +15%, stop -10%, timeout 15 minutes; "
+        "entry at the next bar's open, stop first inside one bar, gaps fill at the open, halts "
+        "explicit) with exit time, reason, return and 5/15-minute forward returns.",
+        _build_labels,
+        event_schemas.LABELS_MODEL,
+        deps=[_same(["features", "events"]), _same([LAYER, "minute_bars"])],
+        layer="labels",
+        point_in_time=event_schemas.labels_point_in_time,
+        meaning_checks={
+            "labels_cover_events": "Every event of the session has exactly one label row.",
+        },
+        monthly={"labelled": "sum", "take_profit_first": "sum"},
+    ),
+]
+
+event_assets = [build_processed_asset(dataset) for dataset in EVENT_DATASETS]

@@ -259,9 +259,9 @@ RAW_DATASETS: list[RawDataset] = [
 
 MINUTE_BARS = RawDataset(
     "minute_bars",
-    "04:00-20:00 ET one-minute bars (unadjusted) of the session's gap candidates, plus the "
-    f"premarket bars of the {minute.PREMARKET_LOOKBACK} sessions before it (the premarket RVOL "
-    "baseline). Each request's outcome is logged in raw.minute_requests.",
+    "04:00-20:00 ET one-minute bars (unadjusted) of the session's gap candidates, on the session "
+    f"and the {minute.PREMARKET_LOOKBACK} sessions before it (the premarket and time-of-day RVOL "
+    "baselines). Each request's outcome is logged in raw.minute_requests.",
     _fetch_minute_bars,
     time_column="window_start",
     deps=[dg.AssetDep(dg.AssetKey(["processed", "universe"]))],

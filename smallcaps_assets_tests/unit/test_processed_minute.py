@@ -406,11 +406,12 @@ def _raw(rows: list[tuple[str, dict[str, Any]]]) -> pl.DataFrame:
 EARLIER = date(2024, 3, 4)
 
 
-def test_raw_partition_keeps_the_session_and_only_the_premarket_of_earlier_sessions() -> None:
+def test_raw_partition_keeps_the_session_and_its_baseline_sessions_in_hours() -> None:
     raw = _raw(
         [
+            ("AAA", minute_row("12:00", 1.0, day=date(2024, 1, 2))),  # before the baseline
+            ("AAA", minute_row("03:59", 1.0, day=EARLIER)),
             ("AAA", minute_row("04:00", 1.0, day=EARLIER)),
-            ("AAA", minute_row("09:29", 1.0, day=EARLIER)),
             ("AAA", minute_row("09:30", 1.0, day=EARLIER)),
             ("AAA", minute_row("16:30", 1.0, day=EARLIER)),
             ("AAA", minute_row("04:00", 1.0)),
@@ -422,7 +423,8 @@ def test_raw_partition_keeps_the_session_and_only_the_premarket_of_earlier_sessi
     et = kept.get_column("window_start").dt.convert_time_zone("America/New_York")
     assert [t.strftime("%m-%d %H:%M") for t in et.to_list()] == [
         "03-04 04:00",
-        "03-04 09:29",
+        "03-04 09:30",
+        "03-04 16:30",
         "03-05 04:00",
         "03-05 12:00",
         "03-05 19:59",

@@ -1,0 +1,336 @@
+"""Triple-barrier labels on the minute path after each event.
+
+Rules (all thresholds in :class:`BarrierRules`):
+
+* **Entry**: the open of the first bar starting at or after the event's ``ts`` (the bar after
+  the signal bar; after a halt, the resumption bar). ``entry_ts`` is that bar's start.
+* **Barriers**: take profit at ``entry * (1 + take_profit)``, stop at ``entry * (1 - stop)``,
+  timeout ``timeout_minutes`` after ``entry_ts`` (clock minutes, halts included).
+* **Path**: bars starting in ``[entry_ts, entry_ts + timeout)``, in order. For each bar:
+  an open at or beyond a barrier exits at that open (a gap *through* the barrier, e.g. on a halt
+  resumption, fills at the open, not at the barrier); else a low at or under the stop exits at
+  the stop, else a high at or over the take profit exits at it. When one bar's range holds both
+  barriers the stop wins: bars do not say which came first, and the pessimistic order keeps
+  labels honest.
+* **Timeout**: exit at the close of the last bar of the path, stamped at the horizon's end. If
+  the ticker is halted at the horizon's end (no bar then, and the next bar is a halt
+  resumption), the position cannot be closed until the resumption: exit at its open, stamped at
+  its start, reason ``timeout_halted``.
+* **Complete paths only**: an event whose horizon reaches past the session's regular close, or
+  whose entry bar is missing, gets ``path_complete = False`` and null label fields.
+
+``label`` is 1 when the take profit is hit first, else 0. Forward returns at 5 and 15 minutes
+are the last close before ``entry_ts + k`` minutes over the entry price.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from smallcaps_assets.core import calendar
+from smallcaps_assets.core.bars import conform
+from smallcaps_assets.core.minute import regular_close_et
+
+__all__ = [
+    "EXIT_REASONS",
+    "LABELS_SCHEMA",
+    "BarrierRules",
+    "label_events",
+    "label_events_reference",
+]
+
+EXIT_REASONS: Final = ("take_profit", "stop", "timeout", "timeout_halted")
+_TP, _SL, _TIMEOUT, _TIMEOUT_HALTED = range(4)
+_MINUTE_MS: Final = 60_000
+
+LABELS_SCHEMA: Final = pl.Schema(
+    {
+        "date": pl.Date(),
+        "ticker": pl.String(),
+        "ts": pl.Datetime("ms", "UTC"),
+        "pattern": pl.String(),
+        "path_complete": pl.Boolean(),
+        "entry_ts": pl.Datetime("ms", "UTC"),
+        "entry_price": pl.Float64(),
+        "exit_ts": pl.Datetime("ms", "UTC"),
+        "exit_price": pl.Float64(),
+        "exit_reason": pl.String(),
+        "ret": pl.Float64(),
+        "label": pl.Int8(),
+        "fwd_ret_5m": pl.Float64(),
+        "fwd_ret_15m": pl.Float64(),
+    }
+)
+
+
+@dataclass(frozen=True)
+class BarrierRules:
+    take_profit: float = 0.15
+    stop: float = 0.10
+    timeout_minutes: int = 15
+
+    def __post_init__(self) -> None:
+        if not (self.take_profit > 0 and 0 < self.stop < 1 and self.timeout_minutes >= 1):
+            raise ValueError(f"barriers must be positive and the stop below 100%: {self}")
+
+
+@dataclass
+class _Path:
+    """Bars of one session as flat arrays sorted by (ticker code, start)."""
+
+    key: npt.NDArray[np.int64]  # ticker code * 2^42 + start ms: one sortable key
+    start: npt.NDArray[np.int64]
+    code: npt.NDArray[np.int64]
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+    halt: npt.NDArray[np.bool_]
+
+
+_SHIFT: Final = np.int64(1) << np.int64(42)  # ms timestamps stay below 2^42 until 2109
+
+
+def _prepare(events: pl.DataFrame, bars: pl.DataFrame) -> tuple[pl.DataFrame, _Path]:
+    tickers = pl.concat([events.get_column("ticker"), bars.get_column("ticker")]).unique().sort()
+    codes = (
+        pl.DataFrame({"ticker": tickers})
+        .with_row_index("_code")
+        .with_columns(pl.col("_code").cast(pl.Int64))
+    )
+    b = (
+        bars.select("ticker", "ts", "open", "high", "low", "close", "halt_resumption")
+        .join(codes, on="ticker")
+        .with_columns(_start=pl.col("ts").dt.epoch("ms"))
+        .sort("_code", "_start")
+    )
+    code = b.get_column("_code").to_numpy().astype(np.int64)
+    start = b.get_column("_start").to_numpy().astype(np.int64)
+    path = _Path(
+        key=code * _SHIFT + start,
+        start=start,
+        code=code,
+        open=b.get_column("open").to_numpy().astype(np.float64),
+        high=b.get_column("high").to_numpy().astype(np.float64),
+        low=b.get_column("low").to_numpy().astype(np.float64),
+        close=b.get_column("close").to_numpy().astype(np.float64),
+        halt=b.get_column("halt_resumption").fill_null(False).to_numpy().astype(np.bool_),
+    )
+    ev = events.join(codes, on="ticker").with_columns(_ts=pl.col("ts").dt.epoch("ms"))
+    return ev, path
+
+
+def _session_close_ms(day: dt.date) -> int:
+    close = dt.datetime.combine(day, regular_close_et(day), tzinfo=calendar.NY)
+    return int(close.timestamp() * 1000)
+
+
+def label_events(
+    events: pl.DataFrame, bars: pl.DataFrame, day: dt.date, rules: BarrierRules | None = None
+) -> pl.DataFrame:
+    """Label session ``day``'s events (``ticker``, ``ts``, ``pattern``, ``date``) on its
+    processed minute bars, vectorized over events. Schema: :data:`LABELS_SCHEMA`, in the
+    events' order. Equal to :func:`label_events_reference` (property-tested)."""
+    rules = rules or BarrierRules()
+    ev, path = _prepare(events, bars)
+    n = ev.height
+    horizon_ms = rules.timeout_minutes * _MINUTE_MS
+    close_ms = _session_close_ms(day)
+    codes = ev.get_column("_code").to_numpy().astype(np.int64)
+    ts = ev.get_column("_ts").to_numpy().astype(np.int64)
+
+    entry = np.searchsorted(path.key, codes * _SHIFT + ts, side="left")
+    has_entry = (entry < path.key.size) & (path.code[np.minimum(entry, path.key.size - 1)] == codes)
+    entry_idx = np.where(has_entry, entry, 0)
+    entry_start = np.where(has_entry, path.start[entry_idx], 0)
+    complete = has_entry & (entry_start + horizon_ms <= close_ms)
+
+    # Bars of the path: at most one per minute of the horizon.
+    width = rules.timeout_minutes
+    idx = entry_idx[:, None] + np.arange(width)[None, :]
+    safe = np.minimum(idx, path.key.size - 1)
+    in_path = (
+        (idx < path.key.size)
+        & (path.code[safe] == codes[:, None])
+        & (path.start[safe] < (entry_start + horizon_ms)[:, None])
+        & complete[:, None]
+    )
+    entry_price = path.open[entry_idx]
+    tp = entry_price * (1.0 + rules.take_profit)
+    sl = entry_price * (1.0 - rules.stop)
+    o, h, lo = path.open[safe], path.high[safe], path.low[safe]
+    gap_sl = in_path & (o <= sl[:, None])
+    gap_tp = in_path & (o >= tp[:, None]) & ~gap_sl
+    hit_sl = in_path & ~gap_tp & (gap_sl | (lo <= sl[:, None]))
+    hit_tp = in_path & ~hit_sl & (gap_tp | (h >= tp[:, None]))
+    any_hit = hit_sl | hit_tp
+    first = np.argmax(any_hit, axis=1)
+    hit = any_hit[np.arange(n), first]
+    rows = np.arange(n)
+    first_idx = safe[rows, first]
+    is_sl = hit & hit_sl[rows, first]
+    gapped = gap_sl[rows, first] | gap_tp[rows, first]
+    barrier_price = np.where(is_sl, sl, tp)
+    exit_price = np.where(gapped, path.open[first_idx], barrier_price)
+    exit_ms = path.start[first_idx] + np.where(gapped, 0, _MINUTE_MS)
+
+    # Timeout: last bar of the path, or the halt resumption when halted at the horizon.
+    last_pos = np.where(
+        in_path.any(axis=1), in_path.shape[1] - 1 - np.argmax(in_path[:, ::-1], axis=1), 0
+    )
+    last_idx = safe[rows, last_pos]
+    after = np.minimum(last_idx + 1, path.key.size - 1)
+    horizon_end = entry_start + horizon_ms
+    halted = (
+        (last_idx + 1 < path.key.size)
+        & (path.code[after] == codes)
+        & path.halt[after]
+        & (path.start[after] > horizon_end)
+        & (path.start[last_idx] + _MINUTE_MS < horizon_end)
+    )
+    timeout_price = np.where(halted, path.open[after], path.close[last_idx])
+    timeout_ms = np.where(halted, path.start[after], horizon_end)
+
+    reason = np.where(hit, np.where(is_sl, _SL, _TP), np.where(halted, _TIMEOUT_HALTED, _TIMEOUT))
+    final_price = np.where(hit, exit_price, timeout_price)
+    final_ms = np.where(hit, exit_ms, timeout_ms)
+
+    def forward(minutes: int) -> npt.NDArray[np.float64]:
+        limit = entry_start + minutes * _MINUTE_MS
+        within = in_path & (path.start[safe] < limit[:, None]) if minutes <= width else None
+        if within is None:  # pragma: no cover - horizons longer than the path are not used
+            raise ValueError("forward horizon longer than the barrier timeout")
+        pos = within.shape[1] - 1 - np.argmax(within[:, ::-1], axis=1)
+        value = path.close[safe[rows, pos]] / entry_price - 1.0
+        return np.where(within.any(axis=1), value, np.nan)
+
+    fwd5 = forward(min(5, width))
+    fwd15 = forward(min(15, width))
+    reasons = np.array(EXIT_REASONS, dtype=object)[reason]
+    ret = final_price / entry_price - 1.0
+    frame = ev.select("date", "ticker", "ts", "pattern").with_columns(
+        path_complete=pl.Series(complete),
+        entry_ts=pl.Series(entry_start).cast(pl.Datetime("ms", "UTC")),
+        entry_price=pl.Series(entry_price),
+        exit_ts=pl.Series(final_ms).cast(pl.Datetime("ms", "UTC")),
+        exit_price=pl.Series(final_price),
+        exit_reason=pl.Series(reasons, dtype=pl.String),
+        ret=pl.Series(ret),
+        label=pl.Series((reason == _TP).astype(np.int8)),
+        fwd_ret_5m=pl.Series(fwd5).fill_nan(None),
+        fwd_ret_15m=pl.Series(fwd15).fill_nan(None),
+    )
+    return _blank_incomplete(frame)
+
+
+def _blank_incomplete(frame: pl.DataFrame) -> pl.DataFrame:
+    fields = [
+        c
+        for c in LABELS_SCHEMA.names()
+        if c not in ("date", "ticker", "ts", "pattern", "path_complete")
+    ]
+    return frame.with_columns(
+        pl.when(pl.col("path_complete")).then(pl.col(c)).alias(c) for c in fields
+    ).pipe(conform, LABELS_SCHEMA)
+
+
+@dataclass(frozen=True)
+class _Bar:
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    halt: bool
+
+
+def _forward_return(window: list[_Bar], entry_ms: int, price: float, minutes: int) -> float:
+    limit = entry_ms + minutes * _MINUTE_MS
+    closes = [b.close for b in window if b.start < limit]
+    return closes[-1] / price - 1.0
+
+
+def _walk(window: list[_Bar], tp: float, sl: float) -> tuple[str, float, int] | None:
+    """The first barrier the path touches: (reason, price, exit ms), or None."""
+    for b in window:
+        if b.open <= sl:
+            return ("stop", b.open, b.start)
+        if b.open >= tp:
+            return ("take_profit", b.open, b.start)
+        if b.low <= sl:
+            return ("stop", sl, b.start + _MINUTE_MS)
+        if b.high >= tp:
+            return ("take_profit", tp, b.start + _MINUTE_MS)
+    return None
+
+
+def label_events_reference(
+    events: pl.DataFrame, bars: pl.DataFrame, day: dt.date, rules: BarrierRules | None = None
+) -> pl.DataFrame:
+    """The same labels with a plain loop per event and per bar: the specification the fast
+    labeller is tested against (and the baseline of its benchmark)."""
+    rules = rules or BarrierRules()
+    close_ms = _session_close_ms(day)
+    horizon = rules.timeout_minutes * _MINUTE_MS
+    by_ticker: dict[str, list[_Bar]] = {}
+    for row in bars.sort("ticker", "ts").iter_rows(named=True):
+        by_ticker.setdefault(row["ticker"], []).append(
+            _Bar(
+                int(row["ts"].timestamp() * 1000),
+                row["open"],
+                row["high"],
+                row["low"],
+                row["close"],
+                bool(row["halt_resumption"]),
+            )
+        )
+    out: list[dict[str, object]] = []
+    for event in events.iter_rows(named=True):
+        record: dict[str, object] = {k: event[k] for k in ("date", "ticker", "ts", "pattern")}
+        ts_ms = int(event["ts"].timestamp() * 1000)
+        path = by_ticker.get(event["ticker"], [])
+        entry_pos = next((i for i, b in enumerate(path) if b.start >= ts_ms), None)
+        if entry_pos is None or path[entry_pos].start + horizon > close_ms:
+            record["path_complete"] = False
+            out.append(record)
+            continue
+        entry_ms, price = path[entry_pos].start, path[entry_pos].open
+        end = entry_ms + horizon
+        window = [b for b in path[entry_pos:] if b.start < end]
+        result = _walk(window, price * (1 + rules.take_profit), price * (1 - rules.stop))
+        if result is None:
+            last = window[-1]
+            following = (
+                path[entry_pos + len(window)] if entry_pos + len(window) < len(path) else None
+            )
+            halted_at_end = (
+                following is not None
+                and following.halt
+                and following.start > end
+                and last.start + _MINUTE_MS < end
+            )
+            if following is not None and halted_at_end:
+                result = ("timeout_halted", following.open, following.start)
+            else:
+                result = ("timeout", last.close, end)
+        reason, exit_price, exit_ms = result
+        record.update(
+            path_complete=True,
+            entry_ts=dt.datetime.fromtimestamp(entry_ms / 1000, dt.UTC),
+            entry_price=price,
+            exit_ts=dt.datetime.fromtimestamp(exit_ms / 1000, dt.UTC),
+            exit_price=exit_price,
+            exit_reason=reason,
+            ret=exit_price / price - 1.0,
+            label=1 if reason == "take_profit" else 0,
+            fwd_ret_5m=_forward_return(window, entry_ms, price, min(5, rules.timeout_minutes)),
+            fwd_ret_15m=_forward_return(window, entry_ms, price, min(15, rules.timeout_minutes)),
+        )
+        out.append(record)
+    return pl.DataFrame(out, schema=LABELS_SCHEMA) if out else pl.DataFrame(schema=LABELS_SCHEMA)

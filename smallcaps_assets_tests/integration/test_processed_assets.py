@@ -20,7 +20,12 @@ from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.defs.catalog import build_catalog_asset
-from smallcaps_assets.defs.processed import PROCESSED_DATASETS, processed_assets
+from smallcaps_assets.defs.processed import (
+    EVENT_DATASETS,
+    PROCESSED_DATASETS,
+    event_assets,
+    processed_assets,
+)
 from smallcaps_assets.defs.raw import (
     MINUTE_REQUESTS,
     RAW_DATASETS,
@@ -40,7 +45,8 @@ NEXT_DAY = dt.date(2024, 3, 7)
 PROCESSED_KEYS = [dg.AssetKey(["processed", d.name]) for d in PROCESSED_DATASETS]
 MINUTE_KEY = dg.AssetKey(["raw", "minute_bars"])
 CATALOG = build_catalog_asset("processed", [d.name for d in PROCESSED_DATASETS])
-ALL_ASSETS = [*raw_assets, raw_minute_bars_asset, *processed_assets, CATALOG]
+EVENT_KEYS = [dg.AssetKey([d.layer, d.name]) for d in EVENT_DATASETS]
+ALL_ASSETS = [*raw_assets, raw_minute_bars_asset, *processed_assets, *event_assets, CATALOG]
 
 
 def _range_tags(start: str, end: str) -> dict[str, str]:
@@ -88,7 +94,7 @@ def built(tmp_path_factory) -> Built:
         )
         assert raw.success
         processed = _run(
-            root, [*PROCESSED_KEYS, MINUTE_KEY, CATALOG.key], SESSIONS[0], SESSIONS[-1]
+            root, [*PROCESSED_KEYS, MINUTE_KEY, *EVENT_KEYS, CATALOG.key], SESSIONS[0], SESSIONS[-1]
         )
         assert processed.success
     return Built(root, processed)
@@ -173,6 +179,29 @@ def test_candidates_are_gappers_with_minute_bars_on_their_session(built):
     watch = store.read_many("processed", "watchlist", SESSIONS)
     assert watch.height == candidates.height
     assert watch.get_column("avg_premarket_volume_20d").null_count() == 0
+
+
+def test_events_carry_features_and_every_event_has_one_label(built):
+    store = DataStore(str(built.root))
+    assert store.partitions("features", "events") == SESSIONS
+    assert store.partitions("labels", "events") == SESSIONS
+    found = store.read_many("features", "events", SESSIONS)
+    labelled = store.read_many("labels", "events", SESSIONS)
+    assert found.height > 0
+    keys = ["ticker", "ts", "pattern"]
+    assert labelled.select(keys).sort(keys).equals(found.select(keys).sort(keys))
+    assert (found.get_column("last_bar_ts") < found.get_column("ts")).all()
+    candidates = store.read_many("processed", "universe", SESSIONS).filter(pl.col("is_candidate"))
+    assert found.join(candidates, on=["date", "ticker"], how="anti").is_empty()
+    complete = labelled.filter(pl.col("path_complete"))
+    assert complete.height > 0
+    assert (complete.get_column("exit_ts") > complete.get_column("entry_ts")).all()
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in built.result.get_asset_check_evaluations()
+    }
+    assert checks[("features/events", "point_in_time")]
+    assert checks[("labels/events", "labels_cover_events")]
 
 
 # -- point in time --------------------------------------------------------------------------------

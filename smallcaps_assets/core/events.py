@@ -105,7 +105,8 @@ def annotate_bars(minute_bars: pl.DataFrame, rules: PatternRules | None = None) 
     mean of the previous ``burst_bars`` bars) and ``cum_volume`` (regular session).
     """
     rules = rules or PatternRules()
-    bars = minute_bars.sort("ticker", "ts")
+    # Lazy, and filtered before sorting: a full-market session is millions of bars.
+    bars = minute_bars.lazy()
     premarket = (
         bars.filter(pl.col("session") == "pre")
         .group_by("ticker")
@@ -113,7 +114,7 @@ def annotate_bars(minute_bars: pl.DataFrame, rules: PatternRules | None = None) 
     )
     regular = bars.filter(
         (pl.col("session") == "regular") & (pl.col("ts_et").dt.time() >= REGULAR_OPEN)
-    )
+    ).sort("ticker", "ts")
     by = "ticker"
     price = pl.coalesce("vwap", (pl.col("high") + pl.col("low") + pl.col("close")) / 3.0)
     opening_end = rules.opening_range_minutes
@@ -153,10 +154,10 @@ def annotate_bars(minute_bars: pl.DataFrame, rules: PatternRules | None = None) 
             .cum_min()
             .over(by, "_high_segment"),
         )
-        .join(premarket, on="ticker", how="left")
+        .join(premarket, on="ticker", how="left", maintain_order="left")
         .drop("_dollars", "_new_high")
     )
-    return annotated
+    return annotated.collect()
 
 
 def _first_per_ticker(mask: pl.Expr) -> pl.Expr:

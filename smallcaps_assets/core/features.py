@@ -35,6 +35,7 @@ __all__ = [
     "event_features",
     "normalize_cross_section",
     "sector_from_sic",
+    "spread_estimate",
     "tod_volume_baseline",
 ]
 
@@ -242,7 +243,7 @@ def daily_context(daily_history: pl.DataFrame, day: dt.date) -> pl.DataFrame:
     )
 
 
-def _spread_estimate() -> pl.Expr:
+def spread_estimate() -> pl.Expr:
     """Abdi-Ranaldo (2017) close-high-low spread, averaged over the last SPREAD_BARS bars.
 
     Per bar pair (t-1, t): 4 (c_{t-1} - m_{t-1}) (c_{t-1} - m_t) with m the log mid-range; both
@@ -316,7 +317,7 @@ def event_features(
     keys = ["ticker", "ts", "pattern"]
     bars = annotate_bars(minute_bars, rules)
     bars = bars.with_columns(
-        spread_est=_spread_estimate().over("ticker"),
+        spread_est=spread_estimate().over("ticker"),
         _lod=pl.col("low").cum_min().over("ticker"),
         _hod=pl.col("high").cum_max().over("ticker"),
     )

@@ -2,8 +2,9 @@
 
 Rules (all thresholds in :class:`BarrierRules`):
 
-* **Entry**: the open of the first bar starting at or after the event's ``ts`` (the bar after
-  the signal bar; after a halt, the resumption bar). ``entry_ts`` is that bar's start.
+* **Entry**: the open of the first regular-session bar starting at or after the event's ``ts``
+  (the bar after the signal bar; after a halt, the resumption bar). ``entry_ts`` is that bar's
+  start. Only regular-session bars form paths: the horizon must end by the close.
 * **Barriers**: take profit at ``entry * (1 + take_profit)``, stop at ``entry * (1 - stop)``,
   timeout ``timeout_minutes`` after ``entry_ts`` (clock minutes, halts included).
 * **Path**: bars starting in ``[entry_ts, entry_ts + timeout)``, in order. For each bar:
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -97,32 +98,47 @@ class _Path:
 _SHIFT: Final = np.int64(1) << np.int64(42)  # ms timestamps stay below 2^42 until 2109
 
 
+def _indexed(bars: pl.LazyFrame) -> pl.DataFrame:
+    """Regular-session bars with a run-number ticker code and the start in epoch ms."""
+    return (
+        bars.filter(pl.col("session") == "regular")
+        .select("ticker", "ts", "open", "high", "low", "close", "halt_resumption")
+        .with_columns(
+            _new=(pl.col("ticker") != pl.col("ticker").shift(1)).fill_null(True),
+            _start=pl.col("ts").dt.epoch("ms"),
+        )
+        .with_columns(_code=pl.col("_new").cum_sum().cast(pl.Int64))
+        .collect()
+    )
+
+
 def _prepare(events: pl.DataFrame, bars: pl.DataFrame) -> tuple[pl.DataFrame, _Path]:
-    tickers = pl.concat([events.get_column("ticker"), bars.get_column("ticker")]).unique().sort()
-    codes = (
-        pl.DataFrame({"ticker": tickers})
-        .with_row_index("_code")
-        .with_columns(pl.col("_code").cast(pl.Int64))
-    )
-    b = (
-        bars.select("ticker", "ts", "open", "high", "low", "close", "halt_resumption")
-        .join(codes, on="ticker")
-        .with_columns(_start=pl.col("ts").dt.epoch("ms"))
-        .sort("_code", "_start")
-    )
-    code = b.get_column("_code").to_numpy().astype(np.int64)
-    start = b.get_column("_start").to_numpy().astype(np.int64)
+    b = _indexed(bars.lazy())
+    code = b.get_column("_code").to_numpy()
+    start = b.get_column("_start").to_numpy()
+    key = code * _SHIFT + start
+    tickers_ascending = b.filter(pl.col("_new")).get_column("ticker")
+    if key.size and not (
+        bool(np.all(key[1:] > key[:-1])) and tickers_ascending.is_sorted()
+    ):  # processed bars come sorted by (ticker, ts); anything else is sorted here
+        b = _indexed(bars.lazy().sort("ticker", "ts"))
+        code = b.get_column("_code").to_numpy()
+        start = b.get_column("_start").to_numpy()
+        key = code * _SHIFT + start
+    codes = b.filter(pl.col("_new")).select("ticker", "_code")
     path = _Path(
-        key=code * _SHIFT + start,
+        key=key,
         start=start,
         code=code,
-        open=b.get_column("open").to_numpy().astype(np.float64),
-        high=b.get_column("high").to_numpy().astype(np.float64),
-        low=b.get_column("low").to_numpy().astype(np.float64),
-        close=b.get_column("close").to_numpy().astype(np.float64),
-        halt=b.get_column("halt_resumption").fill_null(False).to_numpy().astype(np.bool_),
+        open=b.get_column("open").to_numpy(),
+        high=b.get_column("high").to_numpy(),
+        low=b.get_column("low").to_numpy(),
+        close=b.get_column("close").to_numpy(),
+        halt=b.get_column("halt_resumption").fill_null(False).to_numpy(),
     )
-    ev = events.join(codes, on="ticker").with_columns(_ts=pl.col("ts").dt.epoch("ms"))
+    ev = events.join(codes, on="ticker", how="left", maintain_order="left").with_columns(
+        pl.col("_code").fill_null(-1), _ts=pl.col("ts").dt.epoch("ms")
+    )
     return ev, path
 
 
@@ -140,79 +156,100 @@ def label_events(
     rules = rules or BarrierRules()
     ev, path = _prepare(events, bars)
     n = ev.height
+    if path.key.size == 0:
+        return (
+            ev.select("date", "ticker", "ts", "pattern")
+            .with_columns(
+                path_complete=pl.lit(False),
+                **{
+                    name: pl.lit(None, dtype)
+                    for name, dtype in LABELS_SCHEMA.items()
+                    if name not in ("date", "ticker", "ts", "pattern", "path_complete")
+                },
+            )
+            .pipe(conform, LABELS_SCHEMA)
+        )
     horizon_ms = rules.timeout_minutes * _MINUTE_MS
     close_ms = _session_close_ms(day)
     codes = ev.get_column("_code").to_numpy().astype(np.int64)
     ts = ev.get_column("_ts").to_numpy().astype(np.int64)
+    size = path.key.size
+    width = rules.timeout_minutes  # at most one bar per minute of the horizon
 
-    entry = np.searchsorted(path.key, codes * _SHIFT + ts, side="left")
-    has_entry = (entry < path.key.size) & (path.code[np.minimum(entry, path.key.size - 1)] == codes)
-    entry_idx = np.where(has_entry, entry, 0)
-    entry_start = np.where(has_entry, path.start[entry_idx], 0)
+    queries = codes * _SHIFT + ts
+    order = np.argsort(queries, kind="stable")  # sorted queries walk the keys in cache order
+    entry = np.empty_like(order)
+    entry[order] = np.searchsorted(path.key, queries[order], side="left")
+    # Padding past the last bar (code -2 matches no event) keeps every window in bounds.
+    pad = width + 1
+    code_p = np.concatenate([path.code, np.full(pad, -2, np.int64)])
+    start_p = np.concatenate([path.start, np.full(pad, np.iinfo(np.int64).max // 2)])
+    open_p = np.concatenate([path.open, np.ones(pad)])
+    high_p = np.concatenate([path.high, np.ones(pad)])
+    low_p = np.concatenate([path.low, np.ones(pad)])
+    close_p = np.concatenate([path.close, np.ones(pad)])
+    halt_p = np.concatenate([path.halt, np.zeros(pad, np.bool_)])
+
+    has_entry = code_p[entry] == codes
+    entry_idx = np.where(has_entry, entry, size)
+    entry_start = np.where(has_entry, start_p[entry_idx], 0)
     complete = has_entry & (entry_start + horizon_ms <= close_ms)
+    horizon_end = entry_start + horizon_ms
 
-    # Bars of the path: at most one per minute of the horizon.
-    width = rules.timeout_minutes
-    idx = entry_idx[:, None] + np.arange(width)[None, :]
-    safe = np.minimum(idx, path.key.size - 1)
+    def window(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        # Rows of ``width`` consecutive bars from each entry: contiguous reads, not a gather.
+        return np.lib.stride_tricks.sliding_window_view(values, width)[entry_idx]
+
+    start_w = window(start_p)
+    # The path is a prefix of the window: same ticker, started before the horizon's end.
     in_path = (
-        (idx < path.key.size)
-        & (path.code[safe] == codes[:, None])
-        & (path.start[safe] < (entry_start + horizon_ms)[:, None])
-        & complete[:, None]
+        (window(code_p) == codes[:, None]) & (start_w < horizon_end[:, None]) & complete[:, None]
     )
-    entry_price = path.open[entry_idx]
-    tp = entry_price * (1.0 + rules.take_profit)
-    sl = entry_price * (1.0 - rules.stop)
-    o, h, lo = path.open[safe], path.high[safe], path.low[safe]
-    gap_sl = in_path & (o <= sl[:, None])
-    gap_tp = in_path & (o >= tp[:, None]) & ~gap_sl
-    hit_sl = in_path & ~gap_tp & (gap_sl | (lo <= sl[:, None]))
-    hit_tp = in_path & ~hit_sl & (gap_tp | (h >= tp[:, None]))
+    path_len = np.count_nonzero(in_path, axis=1)
+    entry_price = open_p[entry_idx]
+    tp = (entry_price * (1.0 + rules.take_profit))[:, None]
+    sl = (entry_price * (1.0 - rules.stop))[:, None]
+    o = window(open_p)
+    gap_sl = in_path & (o <= sl)
+    gap_tp = in_path & (o >= tp) & ~gap_sl
+    hit_sl = gap_sl | (in_path & ~gap_tp & (window(low_p) <= sl))
+    hit_tp = gap_tp | (in_path & ~hit_sl & (window(high_p) >= tp))
     any_hit = hit_sl | hit_tp
     first = np.argmax(any_hit, axis=1)
-    hit = any_hit[np.arange(n), first]
     rows = np.arange(n)
-    first_idx = safe[rows, first]
+    hit = any_hit[rows, first]
+    first_idx = entry_idx + first
     is_sl = hit & hit_sl[rows, first]
     gapped = gap_sl[rows, first] | gap_tp[rows, first]
-    barrier_price = np.where(is_sl, sl, tp)
-    exit_price = np.where(gapped, path.open[first_idx], barrier_price)
-    exit_ms = path.start[first_idx] + np.where(gapped, 0, _MINUTE_MS)
+    exit_price = np.where(gapped, open_p[first_idx], np.where(is_sl, sl[:, 0], tp[:, 0]))
+    exit_ms = start_p[first_idx] + np.where(gapped, 0, _MINUTE_MS)
 
     # Timeout: last bar of the path, or the halt resumption when halted at the horizon.
-    last_pos = np.where(
-        in_path.any(axis=1), in_path.shape[1] - 1 - np.argmax(in_path[:, ::-1], axis=1), 0
-    )
-    last_idx = safe[rows, last_pos]
-    after = np.minimum(last_idx + 1, path.key.size - 1)
-    horizon_end = entry_start + horizon_ms
+    last_idx = entry_idx + np.maximum(path_len - 1, 0)
+    after = last_idx + 1
     halted = (
-        (last_idx + 1 < path.key.size)
-        & (path.code[after] == codes)
-        & path.halt[after]
-        & (path.start[after] > horizon_end)
-        & (path.start[last_idx] + _MINUTE_MS < horizon_end)
+        (code_p[after] == codes)
+        & halt_p[after]
+        & (start_p[after] > horizon_end)
+        & (start_p[last_idx] + _MINUTE_MS < horizon_end)
     )
-    timeout_price = np.where(halted, path.open[after], path.close[last_idx])
-    timeout_ms = np.where(halted, path.start[after], horizon_end)
+    timeout_price = np.where(halted, open_p[after], close_p[last_idx])
+    timeout_ms = np.where(halted, start_p[after], horizon_end)
 
     reason = np.where(hit, np.where(is_sl, _SL, _TP), np.where(halted, _TIMEOUT_HALTED, _TIMEOUT))
     final_price = np.where(hit, exit_price, timeout_price)
     final_ms = np.where(hit, exit_ms, timeout_ms)
 
     def forward(minutes: int) -> npt.NDArray[np.float64]:
-        limit = entry_start + minutes * _MINUTE_MS
-        within = in_path & (path.start[safe] < limit[:, None]) if minutes <= width else None
-        if within is None:  # pragma: no cover - horizons longer than the path are not used
-            raise ValueError("forward horizon longer than the barrier timeout")
-        pos = within.shape[1] - 1 - np.argmax(within[:, ::-1], axis=1)
-        value = path.close[safe[rows, pos]] / entry_price - 1.0
-        return np.where(within.any(axis=1), value, np.nan)
+        # Bars starting before entry + minutes: also a prefix, so its length finds the last.
+        count = np.count_nonzero(
+            in_path & (start_w < (entry_start + minutes * _MINUTE_MS)[:, None]), axis=1
+        )
+        value = close_p[entry_idx + np.maximum(count - 1, 0)] / entry_price - 1.0
+        return np.where(count > 0, value, np.nan)
 
     fwd5 = forward(min(5, width))
     fwd15 = forward(min(15, width))
-    reasons = np.array(EXIT_REASONS, dtype=object)[reason]
     ret = final_price / entry_price - 1.0
     frame = ev.select("date", "ticker", "ts", "pattern").with_columns(
         path_complete=pl.Series(complete),
@@ -220,7 +257,9 @@ def label_events(
         entry_price=pl.Series(entry_price),
         exit_ts=pl.Series(final_ms).cast(pl.Datetime("ms", "UTC")),
         exit_price=pl.Series(final_price),
-        exit_reason=pl.Series(reasons, dtype=pl.String),
+        exit_reason=pl.Series(reason).replace_strict(
+            dict(enumerate(EXIT_REASONS)), return_dtype=pl.String
+        ),
         ret=pl.Series(ret),
         label=pl.Series((reason == _TP).astype(np.int8)),
         fwd_ret_5m=pl.Series(fwd5).fill_nan(None),
@@ -279,7 +318,8 @@ def label_events_reference(
     close_ms = _session_close_ms(day)
     horizon = rules.timeout_minutes * _MINUTE_MS
     by_ticker: dict[str, list[_Bar]] = {}
-    for row in bars.sort("ticker", "ts").iter_rows(named=True):
+    regular = bars.filter(pl.col("session") == "regular")
+    for row in regular.sort("ticker", "ts").iter_rows(named=True):
         by_ticker.setdefault(row["ticker"], []).append(
             _Bar(
                 int(row["ts"].timestamp() * 1000),

@@ -121,3 +121,15 @@ def test_group_raw_needs_nothing_outside_itself():
     assert assets["raw/minute_bars"].group_names_by_key[dg.AssetKey(["raw", "minute_bars"])] == (
         "processed"
     )
+
+
+def test_event_assets_follow_the_processed_layer_with_their_checks():
+    assets = _assets()
+    features_asset = assets["features/events"]
+    key = dg.AssetKey(["features", "events"])
+    assert features_asset.group_names_by_key[key] == "features"
+    assert {"processed/minute_bars", "processed/universe", "raw/news"} <= _deps("features/events")
+    assert _deps("labels/events") == {"features/events", "processed/minute_bars"}
+    label_checks = {spec.name for spec in assets["labels/events"].check_specs}
+    assert label_checks == {"schema", "point_in_time", "labels_cover_events"}
+    assert all(spec.blocking for spec in assets["labels/events"].check_specs)

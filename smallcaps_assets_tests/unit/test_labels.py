@@ -161,3 +161,12 @@ def test_feature_check_flags_a_bar_or_article_after_the_event():
         "last bar started before the event": 1,
         "no article after the event": 1,
     }
+
+
+def test_events_without_regular_session_bars_are_incomplete():
+    premarket_only = bars_from([10.0, 10.1], start="08:00")
+    events = event_at("09:31")
+    for frame in (premarket_only, premarket_only.head(0)):
+        fast = label_events(events, frame, DAY)
+        assert fast.equals(label_events_reference(events, frame, DAY))
+        assert fast.get_column("path_complete").to_list() == [False]

@@ -20,6 +20,7 @@ from smallcaps_assets.defs.raw import (
 from smallcaps_assets.defs.resources import (
     DataStoreResource,
     MarketDataResource,
+    ResearchSettingsResource,
     UniverseRulesResource,
 )
 
@@ -45,6 +46,7 @@ defs = dg.Definitions(
         "market": MarketDataResource(),
         "data": DataStoreResource(),
         "universe_rules": UniverseRulesResource(),
+        "research": ResearchSettingsResource(),
         "duckdb": DuckDBResource(database=default_duckdb_path()),
     },
 )

@@ -49,7 +49,11 @@ from smallcaps_assets.core.validation import (
 from smallcaps_assets.defs.checks import NamedChecks
 from smallcaps_assets.defs.partitions import trading_days
 from smallcaps_assets.defs.raw import MINUTE_REQUESTS
-from smallcaps_assets.defs.resources import DataStoreResource, UniverseRulesResource
+from smallcaps_assets.defs.resources import (
+    DataStoreResource,
+    ResearchSettingsResource,
+    UniverseRulesResource,
+)
 
 LAYER = "processed"
 RAW = "raw"
@@ -76,10 +80,19 @@ class RunInputs:
     """Reads for one run. Histories (every stored partition up to the run's last session) are
     loaded once; each partition filters them to its own session."""
 
-    def __init__(self, store: DataStore, first_day: dt.date, last_day: dt.date) -> None:
+    def __init__(
+        self,
+        store: DataStore,
+        first_day: dt.date,
+        last_day: dt.date,
+        universe_rules: UniverseRulesResource | None = None,
+        research: ResearchSettingsResource | None = None,
+    ) -> None:
         self.store = store
         self.first_day = first_day
         self.last_day = last_day
+        self.universe_rules = universe_rules or UniverseRulesResource()
+        self.research = research or ResearchSettingsResource()
         self._histories: dict[tuple[str, str, int | None], pl.DataFrame] = {}
 
     def history(
@@ -122,7 +135,6 @@ class ProcessedDataset:
     model: type[pa.DataFrameModel] | pa.DataFrameSchema
     deps: list[dg.AssetDep]
     meaning_checks: Mapping[str, str] = field(default_factory=dict)
-    uses_rules: bool = False
     # Per-partition numeric metadata rolled up by month in the run's metadata: key -> "sum"|"mean".
     monthly: Mapping[str, str] = field(default_factory=dict)
     layer: str = LAYER
@@ -234,7 +246,8 @@ def _daily_opens(inputs: RunInputs, day: dt.date) -> pl.DataFrame:
     return raw.select("ticker", "date", "open")
 
 
-def _build_universe(inputs: RunInputs, day: dt.date, rules: UniverseRulesResource) -> DayOutput:
+def _build_universe(inputs: RunInputs, day: dt.date) -> DayOutput:
+    rules = inputs.universe_rules
     screen = rules.rules()
     previous = calendar.previous_session(day)
     tickers = inputs.day(RAW, "tickers", day)
@@ -362,7 +375,8 @@ def _build_minute_bars(inputs: RunInputs, day: dt.date) -> DayOutput:
     )
 
 
-def _build_watchlist(inputs: RunInputs, day: dt.date, rules: UniverseRulesResource) -> DayOutput:
+def _build_watchlist(inputs: RunInputs, day: dt.date) -> DayOutput:
+    rules = inputs.universe_rules
     members = inputs.day(LAYER, "universe", day)
     session_bars = inputs.day(LAYER, "minute_bars", day)
     history = minute.premarket_history(inputs.day(RAW, "minute_bars", day), day)
@@ -402,19 +416,19 @@ def materialize_processed(
     context: dg.AssetExecutionContext,
     dataset: ProcessedDataset,
     store: DataStore,
-    build: Callable[[RunInputs, dt.date], DayOutput],
     *,
-    model: type[pa.DataFrameModel] | pa.DataFrameSchema | None = None,
+    universe_rules: UniverseRulesResource,
+    research: ResearchSettingsResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
-    inputs = RunInputs(store, days[0], days[-1])
+    inputs = RunInputs(store, days[0], days[-1], universe_rules, research)
+    model = universe_model(universe_rules.rules()) if dataset.name == "universe" else dataset.model
     checks = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks})
-    model = model or dataset.model
     rows: list[tuple[str, dict[str, Any]]] = []
     total_rows = 0
     for day in days:
         key = day.isoformat()
-        out = build(inputs, day)
+        out = dataset.build(inputs, day)
         report = store.write(dataset.layer, dataset.name, day, out.frame)
         checks.record(
             key,
@@ -454,40 +468,19 @@ def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
         "check_specs": specs,
         "kinds": set(dataset.kinds),
     }
-    if dataset.uses_rules:
-
-        @dg.asset(**common)
-        def _with_rules(
-            context: dg.AssetExecutionContext,
-            data: DataStoreResource,
-            universe_rules: UniverseRulesResource,
-        ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-            model = universe_model(universe_rules.rules()) if dataset.name == "universe" else None
-            return materialize_processed(
-                context,
-                dataset,
-                data.store(),
-                lambda inputs, day: _RULE_BUILDS[dataset.name](inputs, day, universe_rules),
-                model=model,
-            )
-
-        return _with_rules
 
     @dg.asset(**common)
-    def _plain(context: dg.AssetExecutionContext, data: DataStoreResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        return materialize_processed(context, dataset, data.store(), dataset.build)
+    def _processed(
+        context: dg.AssetExecutionContext,
+        data: DataStoreResource,
+        universe_rules: UniverseRulesResource,
+        research: ResearchSettingsResource,
+    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
+        return materialize_processed(
+            context, dataset, data.store(), universe_rules=universe_rules, research=research
+        )
 
-    return _plain
-
-
-_RULE_BUILDS: dict[str, Callable[[RunInputs, dt.date, UniverseRulesResource], DayOutput]] = {
-    "universe": _build_universe,
-    "watchlist": _build_watchlist,
-}
-
-
-def _needs_rules(inputs: RunInputs, day: dt.date) -> DayOutput:
-    raise RuntimeError("this dataset is built with the universe rules resource")
+    return _processed
 
 
 PROCESSED_DATASETS: list[ProcessedDataset] = [
@@ -530,7 +523,7 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
         "The point-in-time small-cap universe of D (common stocks on XNAS/XNYS/XASE, D-1 close in "
         "the price band, market cap and shares under the caps; names delisted later included) "
         "with D's gap candidates (open >= 10% above D-1's close on D's share basis).",
-        _needs_rules,
+        _build_universe,
         PROCESSED_MODELS["universe"],
         deps=[
             _same([RAW, "tickers"]),
@@ -549,7 +542,6 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
             "priced_inside_band": "Every member's D-1 unadjusted close, re-read from raw bars, is "
             "inside the price band.",
         },
-        uses_rules=True,
         monthly={"universe_size": "mean", "candidates": "mean", "members_delisted_later": "mean"},
     ),
     ProcessedDataset(
@@ -576,14 +568,13 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
         "watchlist",
         "D's candidates with premarket volume, high and RVOL (vs their 20 prior sessions' "
         "premarket) and the watchlist flag, from premarket bars only.",
-        _needs_rules,
+        _build_watchlist,
         ProcessedWatchlist,
         deps=[
             _same([LAYER, "universe"]),
             _same([LAYER, "minute_bars"]),
             _same([RAW, "minute_bars"]),
         ],
-        uses_rules=True,
         monthly={"candidates": "sum", "watchlist": "sum"},
     ),
 ]
@@ -616,7 +607,14 @@ def _build_features(inputs: RunInputs, day: dt.date) -> DayOutput:
         ),
         details=inputs.day(RAW, "ticker_details", day),
     )
-    frame = features.event_features(found, bars_d, feature_inputs)
+    frame = features.event_features(
+        found,
+        bars_d,
+        feature_inputs,
+        config=features.FeatureConfig(
+            winsorize=inputs.research.winsorize, zscore=inputs.research.zscore
+        ),
+    )
     counts = frame.group_by("pattern").len().sort("pattern")
     return DayOutput(
         frame,
@@ -630,7 +628,9 @@ def _build_features(inputs: RunInputs, day: dt.date) -> DayOutput:
 
 def _build_labels(inputs: RunInputs, day: dt.date) -> DayOutput:
     found = inputs.day("features", "events", day).select("date", "ticker", "ts", "pattern")
-    frame = labels.label_events(found, inputs.day(LAYER, "minute_bars", day), day)
+    frame = labels.label_events(
+        found, inputs.day(LAYER, "minute_bars", day), day, inputs.research.barrier_rules()
+    )
     complete = frame.filter(pl.col("path_complete"))
     reasons = complete.group_by("exit_reason").len().sort("exit_reason")
     return DayOutput(

@@ -10,6 +10,7 @@ import dagster as dg
 import httpx
 
 from smallcaps_assets import settings
+from smallcaps_assets.core.labels import BarrierRules
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.universe import UniverseRules
 from smallcaps_assets.settings import SOURCE_FILE, SimulatorSettings
@@ -174,4 +175,21 @@ class UniverseRulesResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             gap_min=self.gap_min,
             premarket_volume_min=self.premarket_volume_min,
             premarket_rvol_min=self.premarket_rvol_min,
+        )
+
+
+class ResearchSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Feature normalization and triple-barrier settings (defaults: raw features, +15 % / -10 % /
+    15 minutes). Changing them changes what downstream models learn: rematerialize the event
+    partitions after a change."""
+
+    winsorize: float | None = None
+    zscore: bool = False
+    take_profit: float = BarrierRules.take_profit
+    stop: float = BarrierRules.stop
+    timeout_minutes: int = BarrierRules.timeout_minutes
+
+    def barrier_rules(self) -> BarrierRules:
+        return BarrierRules(
+            take_profit=self.take_profit, stop=self.stop, timeout_minutes=self.timeout_minutes
         )

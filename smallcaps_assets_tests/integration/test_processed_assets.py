@@ -35,6 +35,7 @@ from smallcaps_assets.defs.raw import (
 from smallcaps_assets.defs.resources import (
     DataStoreResource,
     MarketDataResource,
+    ResearchSettingsResource,
     UniverseRulesResource,
 )
 
@@ -58,6 +59,7 @@ def _resources(root: Path, **rules: float) -> dict[str, object]:
         "market": MarketDataResource(),
         "data": DataStoreResource(root=str(root)),
         "universe_rules": UniverseRulesResource(**rules),
+        "research": ResearchSettingsResource(),
         "duckdb": DuckDBResource(database=str(root / "catalog.duckdb")),
     }
 

@@ -137,6 +137,8 @@ def test_smallcaps_demo_small_window(env, tmp_path):
     assert "Summary" in out
     assert "raw/daily_bars" in out
     assert "layer processed  ok" in out
+    assert "layer events     ok" in out
+    assert "labels/events" in out
     assert "processed/universe" in out
     assert "processed layer by month" in out
     assert "avg_universe" in out

@@ -58,18 +58,25 @@ def _events(times: list[tuple[dt.datetime, int]]) -> pl.DataFrame:
     train_months=st.integers(1, 8),
     embargo=st.integers(0, 3),
     offsets=st.lists(
-        st.tuples(st.integers(-300 * 24 * 60, 40 * 24 * 60), st.integers(0, 5 * 24 * 60)),
+        st.tuples(
+            # Which boundary the event sits near: 0 = validation start, 1 = test start, 2 = anywhere.
+            st.integers(0, 2),
+            st.integers(-6 * 24 * 60, 2 * 24 * 60),
+            st.integers(0, 5 * 24 * 60),
+        ),
         min_size=1,
         max_size=60,
     ),
 )
 def test_no_training_or_validation_label_reaches_a_later_period(
-    month: dt.date, train_months: int, embargo: int, offsets: list[tuple[int, int]]
+    month: dt.date, train_months: int, embargo: int, offsets: list[tuple[int, int, int]]
 ) -> None:
     spec = WalkForwardSpec(train_months=train_months, embargo_sessions=embargo)
     w = windows_for(month, spec)
-    anchor = w.test.start
-    events = _events([(anchor + dt.timedelta(minutes=o), d) for o, d in offsets])
+    anchors = [w.validation.start, w.test.start, w.train.start + dt.timedelta(days=20)]
+    events = _events(
+        [(anchors[a] + dt.timedelta(minutes=o * (30 if a == 2 else 1)), d) for a, o, d in offsets]
+    )
     out = assign_periods(events, w)
     train = out.filter(pl.col("period") == "train")
     validation = out.filter(pl.col("period") == "validation")

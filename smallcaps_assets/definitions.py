@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.defs.catalog import build_catalog_asset, default_duckdb_path
+from smallcaps_assets.defs.models import MLflowResource, ModelSettingsResource, model_assets
 from smallcaps_assets.defs.processed import (
     EVENT_DATASETS,
     PROCESSED_DATASETS,
@@ -40,6 +41,7 @@ defs = dg.Definitions(
         raw_minute_bars_asset,
         *processed_assets,
         *event_assets,
+        *model_assets,
         *catalog_assets,
     ],
     resources={
@@ -47,6 +49,8 @@ defs = dg.Definitions(
         "data": DataStoreResource(),
         "universe_rules": UniverseRulesResource(),
         "research": ResearchSettingsResource(),
+        "mlflow_tracking": MLflowResource(),
+        "model_settings": ModelSettingsResource(),
         "duckdb": DuckDBResource(database=default_duckdb_path()),
     },
 )

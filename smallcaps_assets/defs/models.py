@@ -1,0 +1,435 @@
+"""Walk-forward models (monthly): train, validate, track in MLflow, score the month out of sample.
+
+``ml/model`` for month M trains on the events of the ``train_months`` months before M-1 (purged,
+embargoed), validates on M-1 (early stopping, blend weights, decision threshold) and reports its
+out-of-sample metrics on M. ``ml/predictions`` scores every event of M with that model. Upstream
+daily partitions are read through a monthly->daily partition mapping and then filtered to the
+exact sessions of each window (the mapping can include one extra day around holidays).
+"""
+
+import datetime as dt
+import io
+import json
+import pickle
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from smallcaps_assets import progress, settings
+from smallcaps_assets.core import modeling, walkforward
+from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.core.validation import condition_report
+from smallcaps_assets.defs.checks import NamedChecks
+from smallcaps_assets.defs.partitions import months
+from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+
+LAYER = "ml"
+MODEL_KEY = dg.AssetKey([LAYER, "model"])
+PREDICTIONS_KEY = dg.AssetKey([LAYER, "predictions"])
+REGISTERED_MODEL = "smallcaps-gap-events"
+NEWEST_ALIAS = "newest"
+PIP_REQUIREMENTS = ["lightgbm==4.7.0", "catboost==1.2.10", "pandas", "numpy"]
+
+
+class MLflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """MLflow tracking in a SQLite store with artifacts beside it (default: the project's
+    ``mlruns/``; ``SMALLCAPS_MLRUNS_DIR`` moves it)."""
+
+    root: str = ""
+    experiment: str = "smallcaps-walk-forward"
+
+    def directory(self) -> Path:
+        path = Path(self.root) if self.root else settings.mlruns_root()
+        path.mkdir(parents=True, exist_ok=True)
+        return path.resolve()
+
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.directory() / 'mlflow.db'}"
+
+    def client(self) -> Any:
+        import mlflow  # slow to import: only when a model is trained
+
+        mlflow.set_tracking_uri(self.tracking_uri())
+        if mlflow.get_experiment_by_name(self.experiment) is None:
+            mlflow.create_experiment(
+                self.experiment, artifact_location=(self.directory() / "artifacts").as_uri()
+            )
+        mlflow.set_experiment(self.experiment)
+        return mlflow
+
+
+class ModelSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    train_months: int = 6
+    embargo_sessions: int = 1
+    min_train_events: int = 200
+    min_validation_events: int = 50
+    max_blend_weight: float = 0.8
+    seed: int = 7
+
+    def spec(self) -> walkforward.WalkForwardSpec:
+        return walkforward.WalkForwardSpec(self.train_months, self.embargo_sessions)
+
+    def model_settings(self) -> modeling.ModelSettings:
+        return modeling.ModelSettings(
+            min_train_events=self.min_train_events,
+            min_validation_events=self.min_validation_events,
+            max_blend_weight=self.max_blend_weight,
+            seed=self.seed,
+        )
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=settings.project_root(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _events_between(store: DataStore, first: dt.date, last: dt.date) -> tuple[pl.DataFrame, int]:
+    """Features joined with labels for the sessions in [first, last]; also how many sessions of
+    that span have no feature partition."""
+    wanted = [d.isoformat() for d in walkforward.Period(first, last).sessions()]
+    have = set(store.partitions("features", "events")) & set(store.partitions("labels", "events"))
+    present = [d for d in wanted if d in have]
+    if not present:
+        return pl.DataFrame(), len(wanted)
+    feats = store.read_many("features", "events", present)
+    labels = store.read_many("labels", "events", present).select(
+        "ticker", "ts", "pattern", "path_complete", "label", "exit_ts", "ret"
+    )
+    return feats.join(labels, on=["ticker", "ts", "pattern"], how="left"), len(wanted) - len(
+        present
+    )
+
+
+def model_dir(store: DataStore, month: dt.date) -> Path:
+    return Path(store.root) / "models" / f"month={month:%Y-%m}"
+
+
+def _figure_bytes(kind: str, frame: Any) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if kind == "importance":
+        top = frame.head(20).iloc[::-1]
+        ax.barh(top["feature"], top["lgbm_gain"])
+        ax.set_title("LightGBM gain, top 20 features")
+    else:
+        y, p = frame
+        bins = np.quantile(p, np.linspace(0, 1, 11))
+        idx = np.clip(np.searchsorted(bins, p, side="right") - 1, 0, 9)
+        mean_p = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
+        mean_y = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
+        top = max([*mean_p, 0.01])
+        ax.plot([0, top], [0, top], "--", color="grey")
+        ax.plot(mean_p, mean_y, "o-")
+        ax.set_xlabel("mean predicted")
+        ax.set_ylabel("observed take-profit-first rate")
+        ax.set_title("Calibration (test month, score deciles)")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+@dg.asset(
+    key=MODEL_KEY,
+    group_name=LAYER,
+    partitions_def=months,
+    description="Walk-forward LightGBM + CatBoost (+ capped blend) for month M: trained on the "
+    "6 months before M-1 (purged, 1-session embargo), validated on M-1, logged to MLflow.",
+    deps=[
+        dg.AssetDep(
+            dg.AssetKey(["features", "events"]),
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-7, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        dg.AssetDep(
+            dg.AssetKey(["labels", "events"]),
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-7, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+    ],
+    check_specs=NamedChecks(
+        MODEL_KEY,
+        {"enough_events": "Training and validation windows hold enough labelled events."},
+    ).specs(),
+    kinds={"lightgbm", "catboost", "mlflow"},
+)
+def ml_model(
+    context: dg.AssetExecutionContext,
+    data: DataStoreResource,
+    market: MarketDataResource,
+    mlflow_tracking: MLflowResource,
+    model_settings: ModelSettingsResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    store = data.store()
+    month = dt.date.fromisoformat(context.partition_key)
+    windows = walkforward.windows_for(month, model_settings.spec())
+    events, missing = _events_between(store, windows.train.first_session, windows.test.last_session)
+    if events.is_empty():
+        raise ValueError(
+            f"ml/model {month:%Y-%m}: no feature/label partitions between "
+            f"{windows.train.first_session} and {windows.test.last_session}; materialize the "
+            "event assets for that span first"
+        )
+    periods = walkforward.assign_periods(events, windows)
+    labelled = periods.filter(pl.col("path_complete").fill_null(False))
+
+    def part(name: str) -> Any:
+        rows = labelled.filter(pl.col("period") == name)
+        return modeling.design_matrix(rows.drop("period"))
+
+    train, validation, test = part("train"), part("validation"), part("test")
+    sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
+    purged = int(periods.filter(pl.col("period").is_null()).height)
+    try:
+        models = modeling.fit_models(train, validation, model_settings.model_settings())
+    except ValueError as exc:
+        raise ValueError(f"ml/model {month:%Y-%m}: {exc} (window sizes {sizes})") from exc
+
+    scores = modeling.predict(models, test)
+    y_test = test["label"].to_numpy().astype(int)
+    test_metrics = modeling.evaluate(
+        y_test, scores["score"].to_numpy(), test["pattern"].astype(str).to_numpy()
+    )
+    valid_scores = modeling.predict(models, validation)
+    valid_metrics = modeling.evaluate(
+        validation["label"].to_numpy().astype(int), valid_scores["score"].to_numpy()
+    )
+    folder = model_dir(store, month)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / "models.pkl"
+    tmp = model_path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(models))
+    tmp.replace(model_path)
+
+    source = market.source_label(store)
+    tags = {
+        "dagster_run_id": context.run.run_id,
+        "partition": context.partition_key,
+        "upstream_range": f"{windows.train.first_session}...{windows.test.last_session}",
+        "git_commit": _git_commit(),
+        "data_source": source,
+    }
+    run_id = _log_to_mlflow(
+        mlflow_tracking,
+        month,
+        models,
+        windows,
+        sizes,
+        valid_metrics,
+        test_metrics,
+        tags,
+        train,
+        y_test,
+        scores["score"].to_numpy(),
+    )
+    progress.partition_done(MODEL_KEY.to_user_string(), context.partition_key)
+    check = condition_report(
+        "enough_events", True, f"window sizes {sizes}", partition=context.partition_key
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "train_events": sizes["train"],
+            "validation_events": sizes["validation"],
+            "test_events": sizes["test"],
+            "purged_or_embargoed": purged,
+            "missing_sessions": missing,
+            "validation_auc": valid_metrics["auc"],
+            "test_auc": test_metrics["auc"],
+            "test_base_rate": test_metrics["base_rate"],
+            "blend_weights": dg.MetadataValue.json(models.weights),
+            "threshold": models.threshold,
+            "train_window": f"{windows.train.first_session}...{windows.train.last_session}",
+            "validation_window": (
+                f"{windows.validation.first_session}...{windows.validation.last_session}"
+            ),
+            "mlflow_run_id": run_id,
+            "model_path": dg.MetadataValue.path(str(model_path)),
+            "data_source": source,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                asset_key=MODEL_KEY,
+                check_name="enough_events",
+                passed=check.passed,
+                metadata={"sizes": dg.MetadataValue.json(sizes)},
+            )
+        ],
+    )
+
+
+def _log_to_mlflow(
+    resource: MLflowResource,
+    month: dt.date,
+    models: modeling.TrainedModels,
+    windows: walkforward.WalkForwardWindows,
+    sizes: dict[str, int],
+    valid_metrics: dict[str, float],
+    test_metrics: dict[str, float],
+    tags: dict[str, str],
+    train: Any,
+    y_test: Any,
+    test_scores: Any,
+) -> str:
+    mlflow = resource.client()
+    from mlflow.models import infer_signature
+
+    x_example = train.loc[:, list(modeling.FEATURE_COLUMNS)].head(5)
+    with mlflow.start_run(run_name=f"walk-forward {month:%Y-%m}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(
+            {
+                "month": f"{month:%Y-%m}",
+                "train_window": f"{windows.train.first_session}..{windows.train.last_session}",
+                "validation_window": (
+                    f"{windows.validation.first_session}..{windows.validation.last_session}"
+                ),
+                **{f"{k}_events": v for k, v in sizes.items()},
+                "blend_lgbm": models.weights["lgbm"],
+                "blend_catboost": models.weights["catboost"],
+                "threshold": round(models.threshold, 6),
+                "lgbm_best_iteration": models.best_iterations["lgbm"],
+                "catboost_best_iteration": models.best_iterations["catboost"],
+                "hyperparameter_trials": 1,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                **{f"validation_{k}": v for k, v in valid_metrics.items() if np.isfinite(v)},
+                **{f"test_{k}": v for k, v in test_metrics.items() if np.isfinite(v)},
+            }
+        )
+        mlflow.log_image(
+            _png(_figure_bytes("importance", models.feature_importance)), "feature_importance.png"
+        )
+        mlflow.log_image(
+            _png(_figure_bytes("calibration", (y_test, test_scores))), "calibration.png"
+        )
+        mlflow.log_text(models.feature_importance.to_csv(index=False), "feature_importance.csv")
+        mlflow.log_text(json.dumps(models.weights), "blend_weights.json")
+        signature = infer_signature(x_example, models.lgbm.predict_proba(x_example)[:, 1])
+        info = mlflow.lightgbm.log_model(
+            models.lgbm,
+            name="lgbm",
+            signature=signature,
+            input_example=x_example,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=REGISTERED_MODEL,
+        )
+        cat_example = x_example.astype(dict.fromkeys(modeling.CATEGORICAL_FEATURES, str))
+        mlflow.catboost.log_model(
+            models.catboost,
+            name="catboost",
+            signature=infer_signature(
+                cat_example, models.catboost.predict_proba(cat_example)[:, 1]
+            ),
+            input_example=cat_example,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        _alias_newest(mlflow, month, info.registered_model_version)
+        return str(run.info.run_id)
+
+
+def _png(payload: bytes) -> Any:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(payload))
+
+
+def _alias_newest(mlflow: Any, month: dt.date, version: Any) -> None:
+    """Point the ``newest`` alias at this version unless a later month already holds it."""
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(REGISTERED_MODEL, str(version), "month", f"{month:%Y-%m}")
+    try:
+        current = client.get_model_version_by_alias(REGISTERED_MODEL, NEWEST_ALIAS)
+        current_month = current.tags.get("month", "")
+    except Exception:  # no alias yet
+        current_month = ""
+    if f"{month:%Y-%m}" >= current_month:
+        client.set_registered_model_alias(REGISTERED_MODEL, NEWEST_ALIAS, str(version))
+
+
+@dg.asset(
+    key=PREDICTIONS_KEY,
+    group_name=LAYER,
+    partitions_def=months,
+    description="Out-of-sample scores (LightGBM, CatBoost, blend, selected flag) for every event "
+    "of month M from month M's model.",
+    deps=[
+        MODEL_KEY,
+        dg.AssetDep(
+            dg.AssetKey(["features", "events"]),
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=0, end_offset=0, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+    ],
+    check_specs=NamedChecks(
+        PREDICTIONS_KEY, {"covers_month_once": "Every event of month M is scored exactly once."}
+    ).specs(),
+    kinds={"polars", "parquet"},
+)
+def ml_predictions(
+    context: dg.AssetExecutionContext, data: DataStoreResource
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    store = data.store()
+    month = dt.date.fromisoformat(context.partition_key)
+    test = walkforward.windows_for(month).test
+    events, missing = _events_between(store, test.first_session, test.last_session)
+    models: modeling.TrainedModels = pickle.loads(
+        (model_dir(store, month) / "models.pkl").read_bytes()
+    )
+    scored = pl.from_pandas(
+        modeling.predict(
+            models, modeling.design_matrix(events.drop("path_complete", "label", "exit_ts", "ret"))
+        )
+    ).with_columns(
+        pl.col("ts").cast(pl.Datetime("ms", "UTC")),
+        pl.col("date").cast(pl.Date),
+        pl.col("ticker").cast(pl.String),
+        pl.col("pattern").cast(pl.String),
+    )
+    report = store.write(LAYER, "predictions", month, scored)
+    keys = ["ticker", "ts", "pattern"]
+    duplicates = scored.height - scored.select(keys).unique().height
+    unscored = events.select(keys).join(scored.select(keys), on=keys, how="anti").height
+    passed = duplicates == 0 and unscored == 0 and scored.height == events.height
+    progress.partition_done(PREDICTIONS_KEY.to_user_string(), context.partition_key)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": scored.height,
+            "selected": int(scored.get_column("selected").sum()),
+            "missing_sessions": missing,
+            "path": dg.MetadataValue.path(report.path),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                asset_key=PREDICTIONS_KEY,
+                check_name="covers_month_once",
+                passed=passed,
+                metadata={"events": events.height, "duplicates": duplicates, "unscored": unscored},
+            )
+        ],
+    )
+
+
+model_assets = [ml_model, ml_predictions]

@@ -50,6 +50,8 @@ class Layer:
     name: str
     selection: list[str]  # asset keys as user strings, e.g. "raw/daily_bars"
     partitioned: bool = True
+    # Monthly layers run one partition per run (the walk-forward months inside the window).
+    monthly: bool = False
     # Sessions before the window this layer also covers: the universe of the first session
     # screens on the previous session's raw bars.
     warmup_sessions: int = 0
@@ -69,6 +71,7 @@ def _layers() -> list[Layer]:
             ],
         ),
         Layer("events", [f"{d.layer}/{d.name}" for d in EVENT_DATASETS]),
+        Layer("models", ["ml/model", "ml/predictions"], partitioned=False, monthly=True),
         Layer(
             "catalog",
             ["catalog/raw", "catalog/processed", *(f"catalog/{d.layer}" for d in EVENT_DATASETS)],
@@ -182,6 +185,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary: list[tuple[str, str, float]] = []
     for layer in _layers():
         layer_started = time.monotonic()
+        if layer.monthly:
+            ok, results = _run_months(all_assets, instance, layer, sessions, started)
+            summary.append((layer.name, "ok" if ok else "FAILED", time.monotonic() - layer_started))
+            if not ok:
+                for failed in results:
+                    _print_failure(failed)
+                _print_summary(store, keys, summary, started, home)
+                return 1
+            continue
         layer_keys = _with_warmup(keys, layer.warmup_sessions)
         total = (
             len(layer_keys) * len(layer.selection) if layer.partitioned else len(layer.selection)
@@ -210,6 +222,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
     _print_summary(store, keys, summary, started, home)
     return 0
+
+
+def walk_forward_months(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Model months whose training, validation and test windows all lie inside [first, last]."""
+    from smallcaps_assets.core.walkforward import windows_for
+
+    out: list[dt.date] = []
+    month = dt.date(first.year, first.month, 1)
+    while month <= last:
+        try:
+            w = windows_for(month)
+        except ValueError:
+            w = None
+        if w and w.train.first_session >= first and w.test.last_session <= last:
+            out.append(month)
+        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return out
+
+
+def _run_months(
+    all_assets: list[object],
+    instance: object,
+    layer: Layer,
+    sessions: list[dt.date],
+    started: float,
+) -> tuple[bool, list[object]]:
+    import dagster as dg
+
+    months = walk_forward_months(sessions[0], sessions[-1])
+    if not months:
+        print(
+            f"  [{layer.name}] skipped: the window is too short for a walk-forward month "
+            "(7 months of history + the month itself)",
+            flush=True,
+        )
+        return True, []
+    failures: list[object] = []
+    for month in months:
+        result = dg.materialize(
+            all_assets,  # type: ignore[arg-type]
+            instance=instance,  # type: ignore[arg-type]
+            selection=[dg.AssetKey.from_user_string(k) for k in layer.selection],
+            partition_key=month.isoformat(),
+            tags={"smallcaps/launched_by": "smallcaps demo"},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+        elapsed = _fmt_secs(time.monotonic() - started)
+        auc = ""
+        for event in result.get_asset_materialization_events():
+            value = event.materialization.metadata.get("test_auc")
+            if value is not None:
+                auc = f"out-of-sample AUC {float(value.value):.3f}"  # type: ignore[arg-type]
+        print(
+            f"  [{layer.name}] {month:%Y-%m} {'ok' if result.success else 'FAILED'} {auc} · elapsed {elapsed}",
+            flush=True,
+        )
+        if not result.success:
+            failures.append(result)
+            break
+    return not failures, failures
 
 
 def _with_warmup(keys: list[str], sessions: int) -> list[str]:
@@ -272,6 +345,9 @@ def _print_summary(
         # Row counts come from the parquet footers; no partition is read.
         rows = pl.scan_parquet(paths).select(pl.len()).collect().item() if paths else 0
         print(f"  {layer + '/' + name:<28}{len(present):>6}/{len(keys):<5}{rows:>14,}")
+    walk_forward = _walk_forward_summary(store)
+    if walk_forward:
+        print(walk_forward)
     monthly = _monthly_summary()
     if monthly:
         print("\n  processed layer by month (also in the Dagster UI: catalog/processed metadata)")
@@ -281,10 +357,31 @@ def _print_summary(
         f"(no API key used)\n"
         f"  data files:  {store.root}\n"
         f"  instance:    {home}\n"
-        f"  look at it:  make ui   (Dagster UI on http://127.0.0.1:3000)\n"
+        f"  look at it:  make ui   (Dagster UI http://127.0.0.1:3000, MLflow UI http://127.0.0.1:5000)\n"
         f'  query it:    uv run smallcaps sql "select * from processed.universe limit 5"\n'
         f"  one partition from the CLI: uv run dagster asset materialize -m smallcaps_assets.definitions "
         f"--select 'key:\"raw/daily_bars\"' --partition {keys[-1]}"
+    )
+
+
+def _walk_forward_summary(store: object) -> str:
+
+    from smallcaps_assets.core.modeling import pooled_out_of_sample
+    from smallcaps_assets.core.storage import DataStore
+
+    assert isinstance(store, DataStore)
+    months = store.partitions("ml", "predictions")
+    if not months:
+        return ""
+    predictions = store.read_many("ml", "predictions", months)
+    label_days = store.partitions("labels", "events")
+    labels = store.read_many("labels", "events", label_days)
+    pooled = pooled_out_of_sample(predictions, labels)
+    return (
+        f"\n  walk-forward: {int(pooled['months'])} month(s) {months[0][:7]} … {months[-1][:7]}, "
+        f"{int(pooled['events']):,} out-of-sample events, pooled AUC {pooled['auc']:.3f} "
+        f"(take-profit-first base rate {pooled['base_rate']:.3f}, top-decile hit rate "
+        f"{pooled['precision_at_top']:.3f}); runs in MLflow: make ui → http://127.0.0.1:5000"
     )
 
 
@@ -313,9 +410,26 @@ def _monthly_summary() -> str:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _ensure_instance()
     dagster_bin = shutil.which("dagster")
-    if dagster_bin is None:
-        raise CliError("the dagster command is not on PATH; run `make ui` (it installs first)")
-    command = [
+    mlflow_bin = shutil.which("mlflow")
+    if dagster_bin is None or mlflow_bin is None:
+        raise CliError("dagster/mlflow are not on PATH; run `make ui` (it installs first)")
+    mlruns = settings.mlruns_root().resolve()
+    mlruns.mkdir(parents=True, exist_ok=True)
+    mlflow_command = [
+        mlflow_bin,
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{mlruns / 'mlflow.db'}",
+        "--default-artifact-root",
+        (mlruns / "artifacts").as_uri(),
+        "--host",
+        args.host,
+        "--port",
+        str(args.mlflow_port),
+        "--workers",
+        "1",
+    ]
+    dagster_command = [
         dagster_bin,
         "dev",
         "-w",
@@ -325,8 +439,69 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--port",
         str(args.dagster_port),
     ]
-    print(f"Dagster UI:  http://{args.host}:{args.dagster_port}   (instance {home})", flush=True)
-    return subprocess.call(command, cwd=settings.project_root())
+    print(
+        f"Dagster UI:  http://{args.host}:{args.dagster_port}   (instance {home})\n"
+        f"MLflow UI:   http://{args.host}:{args.mlflow_port}   (store {mlruns})\n"
+        "Ctrl-C stops both.",
+        flush=True,
+    )
+    tracking = subprocess.Popen(mlflow_command, cwd=settings.project_root())
+    try:
+        return subprocess.call(dagster_command, cwd=settings.project_root())
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        tracking.terminate()
+        try:
+            tracking.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            tracking.kill()
+
+
+CANARY_TOLERANCE = 0.02
+CANARY_MIN_EVENTS = 10_000
+CANARY_MIN_MONTHS = 6
+
+
+def cmd_canary(args: argparse.Namespace) -> int:
+    """The leakage canary: the whole pipeline on a market whose gap-day paths carry no signal
+    (signal 0) must score out of sample at AUC 0.50 +/- 0.02; anything better is leakage."""
+    data_dir = Path(
+        args.data_dir or settings.project_root() / "data" / f"canary-signal{args.signal:g}"
+    )
+    args.data_dir = str(data_dir)
+    os.environ.setdefault(settings.MLRUNS_DIR_ENV, str(data_dir / "mlruns"))
+    code = cmd_demo(args)
+    if code != 0:
+        return code
+    from smallcaps_assets.core.modeling import pooled_out_of_sample
+    from smallcaps_assets.core.storage import DataStore
+
+    store = DataStore(str(data_dir.resolve()))
+    months = store.partitions("ml", "predictions")
+    pooled = pooled_out_of_sample(
+        store.read_many("ml", "predictions", months),
+        store.read_many("labels", "events", store.partitions("labels", "events")),
+    )
+    enough = pooled["events"] >= CANARY_MIN_EVENTS and pooled["months"] >= CANARY_MIN_MONTHS
+    print(
+        f"\nleakage canary (signal {args.signal:g}): pooled out-of-sample AUC {pooled['auc']:.4f} "
+        f"over {int(pooled['events']):,} events in {int(pooled['months'])} months"
+    )
+    if args.signal != 0:
+        print("  (signal > 0: this is the comparison run; the canary verdict needs --signal 0)")
+        return 0
+    if not enough:
+        print(
+            f"  INCONCLUSIVE: needs >= {CANARY_MIN_EVENTS:,} events over >= {CANARY_MIN_MONTHS} "
+            "months; raise --tickers or widen the window"
+        )
+        return 1
+    if abs(pooled["auc"] - 0.5) > CANARY_TOLERANCE:
+        print(f"  FAIL: outside 0.50 +/- {CANARY_TOLERANCE}: something sees the future")
+        return 1
+    print(f"  PASS: within 0.50 +/- {CANARY_TOLERANCE}")
+    return 0
 
 
 def _catalog_connection():  # type: ignore[no-untyped-def]
@@ -407,9 +582,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
+    canary = sub.add_parser(
+        "canary",
+        help="leakage canary: the full pipeline at signal 0 must score AUC 0.50 +/- 0.02",
+    )
+    canary.add_argument("--start", type=_iso_date, default=dt.date(2024, 1, 2))
+    canary.add_argument("--end", type=_iso_date, default=dt.date(2025, 1, 31))
+    canary.add_argument("--tickers", type=int, default=1500)
+    canary.add_argument("--seed", type=int, default=11)
+    canary.add_argument("--signal", type=float, default=0.0)
+    canary.add_argument("--data-dir", default=None, help="default data/canary-signal<signal>")
+    canary.set_defaults(func=cmd_canary)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI and the MLflow UI on 127.0.0.1")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--dagster-port", type=int, default=3000)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
 
     sql = sub.add_parser(

@@ -26,6 +26,7 @@ __all__ = [
     "design_matrix",
     "evaluate",
     "fit_models",
+    "pooled_out_of_sample",
     "predict",
 ]
 
@@ -272,3 +273,23 @@ def _top_mean(y: npt.NDArray[np.int_], score: npt.NDArray[np.float64], fraction:
     k = max(1, round(len(y) * fraction))
     top = np.argsort(-score, kind="stable")[:k]
     return float(np.mean(y[top]))
+
+
+def pooled_out_of_sample(predictions: pl.DataFrame, labels: pl.DataFrame) -> dict[str, float]:
+    """AUC and counts over every month's out-of-sample predictions joined to complete labels."""
+    joined = predictions.join(
+        labels.filter(pl.col("path_complete")).select("ticker", "ts", "pattern", "label"),
+        on=["ticker", "ts", "pattern"],
+        how="inner",
+    )
+    y = joined.get_column("label").to_numpy().astype(int)
+    score = joined.get_column("score").to_numpy().astype(np.float64)
+    months = joined.select(pl.col("date").dt.strftime("%Y-%m").n_unique()).item()
+    metrics = evaluate(y, score)
+    return {
+        "auc": metrics["auc"],
+        "events": float(len(y)),
+        "months": float(months or 0),
+        "base_rate": metrics["base_rate"],
+        "precision_at_top": metrics["precision_at_top"],
+    }

@@ -133,3 +133,18 @@ def test_event_assets_follow_the_processed_layer_with_their_checks():
     label_checks = {spec.name for spec in assets["labels/events"].check_specs}
     assert label_checks == {"schema", "point_in_time", "labels_cover_events"}
     assert all(spec.blocking for spec in assets["labels/events"].check_specs)
+
+
+def test_walk_forward_assets_are_monthly_and_read_seven_months_of_events():
+    from smallcaps_assets.defs.partitions import months
+
+    assets = _assets()
+    model = assets["ml/model"]
+    assert model.partitions_def == months
+    assert _deps("ml/model") == {"features/events", "labels/events"}
+    assert _deps("ml/predictions") == {"ml/model", "features/events"}
+    mapped = model.get_partition_mapping(dg.AssetKey(["features", "events"]))
+    assert mapped.start_offset == -7
+    assert mapped.end_offset == 0
+    checks = {spec.name for spec in assets["ml/predictions"].check_specs}
+    assert checks == {"covers_month_once"}

@@ -90,3 +90,11 @@ def test_daily_context_puts_history_on_one_basis_across_a_split():
     assert context["avg_volume_20d"] == pytest.approx(1000.0)
     # A crash that is only a split would show as a 90 % true range; on one basis it is 10 %.
     assert context["atr_pct_14"] < 0.05
+
+
+def test_walk_forward_months_of_a_window():
+    from smallcaps_assets.cli import walk_forward_months
+
+    months = walk_forward_months(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
+    assert months == [dt.date(2024, m, 1) for m in range(8, 13)]
+    assert walk_forward_months(dt.date(2024, 3, 1), dt.date(2024, 9, 30)) == []

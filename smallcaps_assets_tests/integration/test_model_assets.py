@@ -1,0 +1,171 @@
+"""Walk-forward model and predictions assets on fabricated event partitions, tracked in a
+temporary MLflow store: lineage tags, registry alias, month coverage, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from smallcaps_assets.core import calendar
+from smallcaps_assets.core.features import FEATURES_SCHEMA, NUMERIC_FEATURES
+from smallcaps_assets.core.labels import LABELS_SCHEMA
+from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.defs.models import (
+    NEWEST_ALIAS,
+    REGISTERED_MODEL,
+    MLflowResource,
+    ModelSettingsResource,
+    model_assets,
+)
+from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+
+PATTERNS = ["orb", "vwap_reclaim", "hod_breakout"]
+
+
+def _write_events(
+    root: Path, first: dt.date, last: dt.date, *, signal: float, seed: int = 3
+) -> None:
+    """Per session 12 events whose take-profit-first label depends on gap_pct by ``signal``."""
+    rng = np.random.default_rng(seed)
+    store = DataStore(str(root))
+    for day in calendar.sessions(first, last):
+        n = 12
+        open_ms = dt.datetime.combine(day, dt.time(9, 45), tzinfo=calendar.NY).astimezone(dt.UTC)
+        ts = [open_ms + dt.timedelta(minutes=7 * i) for i in range(n)]
+        gap = rng.normal(0.0, 1.0, n)
+        p = 1.0 / (1.0 + np.exp(-(-1.5 + signal * gap)))
+        label = (rng.random(n) < p).astype(np.int8)
+        features = pl.DataFrame(
+            {
+                "date": [day] * n,
+                "ticker": [f"T{i:02d}" for i in range(n)],
+                "ts": ts,
+                "pattern": [PATTERNS[i % 3] for i in range(n)],
+                "price": rng.uniform(1, 20, n),
+                "exchange": ["XNAS"] * n,
+                "sector": ["software_services"] * n,
+                **{c: rng.normal(0.0, 1.0, n) for c in NUMERIC_FEATURES},
+                "last_bar_ts": [t - dt.timedelta(minutes=1) for t in ts],
+                "last_news_utc": [None] * n,
+            }
+        ).with_columns(gap_pct=pl.Series(gap))
+        store.write(
+            "features",
+            "events",
+            day,
+            features.select(FEATURES_SCHEMA.names()).cast(FEATURES_SCHEMA),
+        )
+        labels = pl.DataFrame(
+            {
+                "date": [day] * n,
+                "ticker": features.get_column("ticker"),
+                "ts": ts,
+                "pattern": features.get_column("pattern"),
+                "path_complete": [True] * n,
+                "entry_ts": ts,
+                "entry_price": [10.0] * n,
+                "exit_ts": [t + dt.timedelta(minutes=15) for t in ts],
+                "exit_price": [10.0] * n,
+                "exit_reason": ["timeout"] * n,
+                "ret": [0.0] * n,
+                "label": label,
+                "fwd_ret_5m": [0.0] * n,
+                "fwd_ret_15m": [0.0] * n,
+            }
+        )
+        store.write("labels", "events", day, labels.cast(LABELS_SCHEMA))
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.setenv("SMALLCAPS_SIM_TICKERS", "30")
+    root = tmp_path / "data"
+    _write_events(root, dt.date(2024, 1, 2), dt.date(2024, 8, 30), signal=1.5)
+    return tmp_path
+
+
+def _resources(tmp_path: Path, **settings: int) -> dict[str, object]:
+    return {
+        "data": DataStoreResource(root=str(tmp_path / "data")),
+        "market": MarketDataResource(),
+        "mlflow_tracking": MLflowResource(root=str(tmp_path / "mlruns")),
+        "model_settings": ModelSettingsResource(**settings),
+    }
+
+
+def _run(tmp_path: Path, month: str, **settings: int) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        model_assets,
+        resources=_resources(tmp_path, **settings),
+        partition_key=month,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def test_model_month_trains_on_its_window_logs_to_mlflow_and_scores_the_month(env):
+    result = _run(env, "2024-08-01")
+    assert result.success
+    md = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    model_md = md["ml/model"]
+    # Jan-Jun trains (Jun 28 embargoed), July validates (Jul 31 purged against August), August tests.
+    sessions = {
+        "train": len(calendar.sessions(dt.date(2024, 1, 2), dt.date(2024, 6, 27))),
+        "validation": len(calendar.sessions(dt.date(2024, 7, 1), dt.date(2024, 7, 30))),
+        "test": len(calendar.sessions(dt.date(2024, 8, 1), dt.date(2024, 8, 30))),
+    }
+    assert model_md["train_events"].value == 12 * sessions["train"]
+    assert model_md["validation_events"].value == 12 * sessions["validation"]
+    assert model_md["test_events"].value == 12 * sessions["test"]
+    assert model_md["test_auc"].value > 0.7  # the planted signal is found out of sample
+    assert md["ml/predictions"]["dagster/row_count"].value == 12 * sessions["test"]
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{env / 'mlruns' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["smallcaps-walk-forward"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["partition"] == "2024-08-01"
+    assert run.data.tags["dagster_run_id"] == result.run_id
+    assert run.data.tags["upstream_range"] == "2024-01-02...2024-08-30"
+    assert run.data.tags["data_source"].startswith("simulated(")
+    assert "git_commit" in run.data.tags
+    assert run.data.metrics["test_auc"] == pytest.approx(model_md["test_auc"].value)
+    assert float(run.data.params["blend_lgbm"]) <= 0.8
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"feature_importance.png", "calibration.png", "feature_importance.csv"} <= artifacts
+    version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, NEWEST_ALIAS)
+    assert version.tags["month"] == "2024-08"
+
+    # An older month trained afterwards does not take the alias.
+    assert _run(env, "2024-07-01").success
+    version = mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, NEWEST_ALIAS)
+    assert version.tags["month"] == "2024-08"
+
+
+def test_a_window_with_too_few_events_fails_loudly_naming_the_sizes(env):
+    result = _run(env, "2024-08-01", min_train_events=100_000)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "training window has" in message
+    assert "need 100000" in message
+    assert "window sizes" in message
+
+
+def test_a_month_without_upstream_events_fails_with_what_to_materialize(env):
+    result = _run(env, "2023-03-01")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "materialize the event assets" in str(failure.step_failure_data.error)

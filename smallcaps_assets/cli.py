@@ -587,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leakage canary: the full pipeline at signal 0 must score AUC 0.50 +/- 0.02",
     )
     canary.add_argument("--start", type=_iso_date, default=dt.date(2024, 1, 2))
-    canary.add_argument("--end", type=_iso_date, default=dt.date(2025, 1, 31))
+    canary.add_argument("--end", type=_iso_date, default=dt.date(2025, 2, 28))
     canary.add_argument("--tickers", type=int, default=1500)
     canary.add_argument("--seed", type=int, default=11)
     canary.add_argument("--signal", type=float, default=0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import shutil
 import subprocess
@@ -149,6 +150,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[env] = str(value)
     home = _ensure_instance()
+    # MLflow logs every registered version and pip resolution at INFO/WARNING; the runs
+    # themselves are what to look at (MLflow UI).
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
 
     import dagster as dg
 

@@ -1,0 +1,46 @@
+"""Backtest statistics on hand-computed cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+
+from smallcaps_assets.core.performance import (
+    car,
+    expectancy,
+    max_drawdown,
+    percentile_loss,
+    profit_factor,
+    sharpe,
+)
+
+
+def test_trade_statistics():
+    pnl = [100.0, -50.0, 30.0, -20.0]
+    assert expectancy(pnl) == pytest.approx(15.0)
+    assert profit_factor(pnl) == pytest.approx(130.0 / 70.0)
+    assert profit_factor([10.0]) == math.inf
+    assert math.isnan(expectancy([]))
+
+
+def test_sharpe_annualizes_daily_returns():
+    returns = [0.01, -0.01, 0.02, 0.0]
+    mean, sd = 0.005, math.sqrt(((0.005**2) + (0.015**2) + (0.015**2) + (0.005**2)) / 3)
+    assert sharpe(returns) == pytest.approx(mean / sd * math.sqrt(252))
+    assert math.isnan(sharpe([0.01, 0.01]))
+
+
+def test_drawdown_and_car():
+    assert max_drawdown([100, 120, 90, 130, 65]) == pytest.approx(0.5)
+    assert max_drawdown([100, 101, 102]) == 0.0
+    assert car(100.0, 121.0, dt.date(2024, 1, 1), dt.date(2025, 12, 31)) == pytest.approx(
+        1.21 ** (365.25 / 730) - 1
+    )
+
+
+def test_percentile_loss():
+    pnl = [float(x) for x in range(-10, 90)]  # 100 trades from -10 to 89
+    assert percentile_loss(pnl, 95.0) == pytest.approx(10 - 0.05 * 99)
+    assert percentile_loss([5.0, 6.0]) == 0.0

@@ -1,0 +1,229 @@
+"""Event-driven backtest of selected events: sizing, risk rules, costs and cash accounting.
+
+Input rows are candidate trades in time order of entry: the model selected the event, and the
+triple-barrier path (``core.labels``) already fixed the fill prices and times — entry at the
+open of the first bar after the signal (after a halt, the resumption bar: no fill while halted),
+exit by take profit, stop, timeout, or at the resumption after a halt. This module decides which
+candidates are taken and with how many shares, and books the money:
+
+* entries only between ``first_entry`` and ``last_entry`` (New York time), and only for trades
+  whose path is complete (the horizon ends by the close);
+* at most ``max_open_positions`` at once (a position is open from entry to exit);
+* shares = equity x ``risk_per_trade`` / (entry x ATR% x ``atr_stop_multiple``), capped by
+  ``max_position_fraction`` of equity, by ``participation_cap`` x the entry bar's volume and by
+  cash; fewer than one share means no trade;
+* no new entries on a day once its realized loss (closed trades only: a trade's outcome is not
+  known at the next entry) reaches ``max_daily_loss`` of the day's starting equity, and none at
+  all after equity falls ``kill_switch_drawdown`` below its peak.
+
+Cash: an entry pays ``shares x entry + entry-side costs``; an exit receives
+``shares x exit - exit-side costs``. With every position closed, final cash equals starting
+cash plus the sum of net P&L; :func:`run_backtest` returns that drift (it must be 0).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from dataclasses import dataclass
+from typing import Any, Final
+
+import polars as pl
+
+from smallcaps_assets.core import calendar
+from smallcaps_assets.core.costs import CostModel, trade_costs
+
+__all__ = ["TRADES_SCHEMA", "BacktestResult", "RiskRules", "run_backtest"]
+
+TRADES_SCHEMA: Final = pl.Schema(
+    {
+        "date": pl.Date(),
+        "ticker": pl.String(),
+        "pattern": pl.String(),
+        "signal_ts": pl.Datetime("ms", "UTC"),
+        "entry_ts": pl.Datetime("ms", "UTC"),
+        "entry_price": pl.Float64(),
+        "exit_ts": pl.Datetime("ms", "UTC"),
+        "exit_price": pl.Float64(),
+        "exit_reason": pl.String(),
+        "shares": pl.Float64(),
+        "gross_pnl": pl.Float64(),
+        "ecn_fees": pl.Float64(),
+        "sec_fee": pl.Float64(),
+        "slippage": pl.Float64(),
+        "net_pnl": pl.Float64(),
+    }
+)
+
+REQUIRED: Final = (
+    "date",
+    "ticker",
+    "pattern",
+    "ts",
+    "path_complete",
+    "entry_ts",
+    "entry_price",
+    "exit_ts",
+    "exit_price",
+    "exit_reason",
+    "atr_pct_14",
+    "spread_est",
+    "ssr_active",
+    "entry_bar_volume",
+)
+
+
+@dataclass(frozen=True)
+class RiskRules:
+    account_size: float = 100_000.0
+    risk_per_trade: float = 0.005
+    atr_stop_multiple: float = 1.0
+    max_position_fraction: float = 0.2
+    participation_cap: float = 0.05
+    max_open_positions: int = 3
+    max_daily_loss: float = 0.02
+    kill_switch_drawdown: float = 0.15
+    first_entry: dt.time = dt.time(9, 30)
+    last_entry: dt.time = dt.time(15, 45)
+
+
+@dataclass
+class BacktestResult:
+    trades: pl.DataFrame
+    skipped: dict[str, int]
+    final_cash: float
+    accounting_drift: float
+    killed_at: dt.datetime | None
+
+
+def _shares(row: dict[str, Any], equity: float, cash: float, rules: RiskRules) -> float:
+    price = float(row["entry_price"])
+    atr = row["atr_pct_14"]
+    if atr is None or not atr > 0:
+        return 0.0
+    by_risk = equity * rules.risk_per_trade / (price * float(atr) * rules.atr_stop_multiple)
+    by_size = equity * rules.max_position_fraction / price
+    volume = row["entry_bar_volume"] or 0.0
+    by_volume = rules.participation_cap * float(volume)
+    by_cash = cash / price
+    return float(int(min(by_risk, by_size, by_volume, by_cash)))
+
+
+def run_backtest(
+    candidates: pl.DataFrame, rules: RiskRules | None = None, costs: CostModel | None = None
+) -> BacktestResult:
+    """Simulate the candidates (columns :data:`REQUIRED`) in order of entry."""
+    rules = rules or RiskRules()
+    missing = [c for c in REQUIRED if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"backtest candidates lack columns {missing}")
+    rows = candidates.sort("entry_ts", "ticker", "pattern", nulls_last=True).iter_rows(named=True)
+    cash = rules.account_size
+    peak = rules.account_size
+    # (exit_ts, id, exit proceeds, net P&L, entry day): P&L counts as realized only at the exit.
+    open_positions: list[tuple[dt.datetime, int, float, float, dt.date]] = []
+    held_cost: dict[int, float] = {}
+    day_start_equity: dict[dt.date, float] = {}
+    day_realized: dict[dt.date, float] = {}
+    killed_at: dt.datetime | None = None
+    skipped: dict[str, int] = {}
+    trades: list[dict[str, Any]] = []
+    total_net = 0.0
+
+    def skip(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    def equity_now() -> float:
+        # Open positions at cost: marked at entry (their exits are booked when they happen).
+        return cash + sum(held_cost.values())
+
+    def close_until(moment: dt.datetime) -> None:
+        nonlocal cash, peak
+        while open_positions and open_positions[0][0] <= moment:
+            _, trade_id, proceeds, net, day = heapq.heappop(open_positions)
+            cash += proceeds
+            held_cost.pop(trade_id)
+            day_realized[day] = day_realized.get(day, 0.0) + net
+            peak = max(peak, equity_now())
+
+    for trade_id, row in enumerate(rows):
+        if not row["path_complete"] or row["entry_ts"] is None:
+            skip("incomplete_path")
+            continue
+        entry_ts: dt.datetime = row["entry_ts"]
+        close_until(entry_ts)
+        equity = equity_now()
+        if killed_at is None and equity <= peak * (1.0 - rules.kill_switch_drawdown):
+            killed_at = entry_ts
+        if killed_at is not None:
+            skip("kill_switch")
+            continue
+        local = entry_ts.astimezone(calendar.NY)
+        if not rules.first_entry <= local.time() <= rules.last_entry:
+            skip("outside_entry_hours")
+            continue
+        day = local.date()
+        day_start_equity.setdefault(day, equity)
+        if -day_realized.get(day, 0.0) >= rules.max_daily_loss * day_start_equity[day]:
+            skip("max_daily_loss")
+            continue
+        if len(open_positions) >= rules.max_open_positions:
+            skip("max_open_positions")
+            continue
+        shares = _shares(row, equity, cash, rules)
+        if shares < 1:
+            skip("size_zero")
+            continue
+        entry, exit_ = float(row["entry_price"]), float(row["exit_price"])
+        spread = float(row["spread_est"] or 0.0)
+        parts = trade_costs(
+            shares,
+            entry,
+            exit_,
+            spread=spread,
+            ssr_at_entry=bool(row["ssr_active"]),
+            ssr_at_exit=bool(row["ssr_active"]),
+            model=costs,
+        )
+        # Entry-side costs: half the ECN fees and the entry fill's slippage share.
+        entry_slippage = parts.slippage * entry / (entry + exit_)
+        entry_cost = parts.ecn_fees / 2.0 + entry_slippage
+        exit_cost = parts.total - entry_cost
+        cash -= shares * entry + entry_cost
+        held_cost[trade_id] = shares * entry + entry_cost
+        gross = shares * (exit_ - entry)
+        net = gross - parts.total
+        heapq.heappush(
+            open_positions, (row["exit_ts"], trade_id, shares * exit_ - exit_cost, net, day)
+        )
+        total_net += net
+        trades.append(
+            {
+                "date": day,
+                "ticker": row["ticker"],
+                "pattern": row["pattern"],
+                "signal_ts": row["ts"],
+                "entry_ts": entry_ts,
+                "entry_price": entry,
+                "exit_ts": row["exit_ts"],
+                "exit_price": exit_,
+                "exit_reason": row["exit_reason"],
+                "shares": shares,
+                "gross_pnl": gross,
+                "ecn_fees": parts.ecn_fees,
+                "sec_fee": parts.sec_fee,
+                "slippage": parts.slippage,
+                "net_pnl": net,
+            }
+        )
+    close_until(dt.datetime.max.replace(tzinfo=dt.UTC))
+    frame = (
+        pl.DataFrame(trades, schema=TRADES_SCHEMA) if trades else pl.DataFrame(schema=TRADES_SCHEMA)
+    )
+    return BacktestResult(
+        trades=frame,
+        skipped=skipped,
+        final_cash=cash,
+        accounting_drift=cash - (rules.account_size + total_net),
+        killed_at=killed_at,
+    )

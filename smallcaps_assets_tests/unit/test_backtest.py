@@ -1,0 +1,145 @@
+"""The backtest engine on hand-built candidate trades: sizing, risk rules, accounting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+import pytest
+
+from smallcaps_assets.core.backtest import RiskRules, run_backtest
+from smallcaps_assets.core.costs import CostModel
+
+NY = dt.timezone(dt.timedelta(hours=-5))  # 2024-03-05 is EST
+NO_COSTS = CostModel(
+    ecn_fee_per_share=0,
+    sec_fee_per_million=0,
+    slippage_factor=0,
+    ssr_slippage_factor=0,
+    min_spread=0,
+)
+
+
+def trade(hhmm: str, minutes: int, entry: float, exit_: float, **extra: Any) -> dict[str, Any]:
+    start = dt.datetime.combine(dt.date(2024, 3, 5), dt.time.fromisoformat(hhmm), tzinfo=NY)
+    row = {
+        "date": dt.date(2024, 3, 5),
+        "ticker": extra.pop("ticker", "AAA"),
+        "pattern": "orb",
+        "ts": start.astimezone(dt.UTC) - dt.timedelta(minutes=0),
+        "path_complete": True,
+        "entry_ts": start.astimezone(dt.UTC),
+        "entry_price": entry,
+        "exit_ts": (start + dt.timedelta(minutes=minutes)).astimezone(dt.UTC),
+        "exit_price": exit_,
+        "exit_reason": "timeout",
+        "atr_pct_14": 0.10,
+        "spread_est": 0.01,
+        "ssr_active": False,
+        "entry_bar_volume": 1e9,
+    }
+    return row | extra
+
+
+def frame(*rows: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows)).with_columns(
+        pl.col("ts", "entry_ts", "exit_ts").cast(pl.Datetime("ms", "UTC"))
+    )
+
+
+def test_size_from_atr_risk_capped_by_position_size_and_participation():
+    rules = RiskRules(account_size=100_000, risk_per_trade=0.005, max_position_fraction=0.2)
+    # Risk $500 over a 10 % ATR stop on a $5 stock: 1,000 shares ($5,000, under the 20 % cap).
+    result = run_backtest(frame(trade("10:00", 15, 5.0, 5.5)), rules, NO_COSTS)
+    assert result.trades.get_column("shares").to_list() == [1_000.0]
+    assert result.trades.get_column("net_pnl").to_list() == [pytest.approx(500.0)]
+    thin = run_backtest(
+        frame(trade("10:00", 15, 5.0, 5.5, entry_bar_volume=4_000)), rules, NO_COSTS
+    )
+    assert thin.trades.get_column("shares").to_list() == [200.0]  # 5 % of the bar's 4,000 shares
+    tight = run_backtest(frame(trade("10:00", 15, 5.0, 5.5, atr_pct_14=0.001)), rules, NO_COSTS)
+    assert tight.trades.get_column("shares").to_list() == [4_000.0]  # 20 % of equity at $5
+
+
+def test_entry_hours_open_positions_and_incomplete_paths():
+    rules = RiskRules(max_open_positions=1)
+    result = run_backtest(
+        frame(
+            trade("10:00", 15, 5.0, 5.1),
+            trade("10:05", 15, 5.0, 5.1, ticker="BBB"),  # first still open: skipped
+            trade("10:20", 15, 5.0, 5.1, ticker="CCC"),  # first closed at 10:15: taken
+            trade("15:50", 5, 5.0, 5.1, ticker="DDD"),  # after the last entry time
+            trade("11:00", 15, 5.0, 5.1, ticker="EEE", path_complete=False),
+        ),
+        rules,
+        NO_COSTS,
+    )
+    assert result.trades.get_column("ticker").to_list() == ["AAA", "CCC"]
+    assert result.skipped == {
+        "max_open_positions": 1,
+        "outside_entry_hours": 1,
+        "incomplete_path": 1,
+    }
+
+
+def test_daily_loss_stops_entries_only_once_the_loss_is_realized():
+    rules = RiskRules(account_size=100_000, max_daily_loss=0.004, max_open_positions=5)
+    result = run_backtest(
+        frame(
+            trade("10:00", 15, 5.0, 4.5),  # -$500 (1,000 shares), realized at 10:15
+            trade("10:05", 15, 5.0, 5.0, ticker="BBB"),  # loss not known yet: taken
+            trade("10:30", 15, 5.0, 5.0, ticker="CCC"),  # -0.5 % of the day realized: skipped
+        ),
+        rules,
+        NO_COSTS,
+    )
+    assert result.trades.get_column("ticker").to_list() == ["AAA", "BBB"]
+    assert result.skipped == {"max_daily_loss": 1}
+
+
+def test_kill_switch_after_the_drawdown_limit():
+    rules = RiskRules(
+        account_size=10_000,
+        kill_switch_drawdown=0.05,
+        max_position_fraction=1.0,
+        risk_per_trade=1.0,
+    )
+    result = run_backtest(
+        frame(
+            trade("10:00", 5, 10.0, 5.0),  # loses half the position
+            trade("10:30", 5, 10.0, 11.0, ticker="BBB"),
+        ),
+        rules,
+        NO_COSTS,
+    )
+    assert result.trades.height == 1
+    assert result.skipped == {"kill_switch": 1}
+    assert result.killed_at is not None
+
+
+def test_costs_are_booked_and_cash_balances_to_zero_drift():
+    rows = [
+        trade(
+            f"{10 + i // 4}:{(i % 4) * 15:02d}", 10, 5.0 + i * 0.1, 5.2 + i * 0.05, ticker=f"T{i}"
+        )
+        for i in range(12)
+    ]
+    result = run_backtest(frame(*rows), RiskRules(max_open_positions=2), CostModel())
+    trades = result.trades
+    assert trades.height > 0
+    gross_minus_costs = (
+        trades.get_column("gross_pnl")
+        - trades.get_column("ecn_fees")
+        - trades.get_column("sec_fee")
+        - trades.get_column("slippage")
+    )
+    assert (gross_minus_costs - trades.get_column("net_pnl")).abs().max() < 1e-9
+    assert (trades.get_column("net_pnl") < trades.get_column("gross_pnl")).all()
+    assert result.accounting_drift == pytest.approx(0.0, abs=1e-6)
+    assert result.final_cash == pytest.approx(100_000 + trades.get_column("net_pnl").sum())
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="atr_pct_14"):
+        run_backtest(frame(trade("10:00", 15, 5.0, 5.5)).drop("atr_pct_14"))

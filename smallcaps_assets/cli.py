@@ -72,7 +72,13 @@ def _layers() -> list[Layer]:
             ],
         ),
         Layer("events", [f"{d.layer}/{d.name}" for d in EVENT_DATASETS]),
-        Layer("models", ["ml/model", "ml/predictions"], partitioned=False, monthly=True),
+        Layer(
+            "models",
+            ["ml/model", "ml/predictions", "backtest/trades"],
+            partitioned=False,
+            monthly=True,
+        ),
+        Layer("backtest", ["backtest/report"], partitioned=False),
         Layer(
             "catalog",
             ["catalog/raw", "catalog/processed", *(f"catalog/{d.layer}" for d in EVENT_DATASETS)],
@@ -349,13 +355,16 @@ def _print_summary(
         # Row counts come from the parquet footers; no partition is read.
         rows = pl.scan_parquet(paths).select(pl.len()).collect().item() if paths else 0
         print(f"  {layer + '/' + name:<28}{len(present):>6}/{len(keys):<5}{rows:>14,}")
-    walk_forward = _walk_forward_summary(store)
-    if walk_forward:
-        print(walk_forward)
     monthly = _monthly_summary()
     if monthly:
         print("\n  processed layer by month (also in the Dagster UI: catalog/processed metadata)")
         print(monthly)
+    walk_forward = _walk_forward_summary(store)
+    if walk_forward:
+        print(walk_forward)
+    headline = _backtest_headline(store)
+    if headline:
+        print(headline)
     print(
         f"\n  total time {_fmt_secs(time.monotonic() - started)}; data was SIMULATED "
         f"(no API key used)\n"
@@ -386,6 +395,35 @@ def _walk_forward_summary(store: object) -> str:
         f"{int(pooled['events']):,} out-of-sample events, pooled AUC {pooled['auc']:.3f} "
         f"(take-profit-first base rate {pooled['base_rate']:.3f}, top-decile hit rate "
         f"{pooled['precision_at_top']:.3f}); runs in MLflow: make ui → http://127.0.0.1:5000"
+    )
+
+
+def _backtest_headline(store: object) -> str:
+    import json
+
+    from smallcaps_assets.core.storage import DataStore
+    from smallcaps_assets.defs.backtest import SUMMARY_FILE
+
+    assert isinstance(store, DataStore)
+    text = store.read_text(SUMMARY_FILE)
+    if not text:
+        return ""
+    s = json.loads(text)
+
+    def money(value: float | None) -> str:
+        return "n/a" if value is None else f"${value:,.2f}"
+
+    def number(value: float | None, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    return (
+        f"\n  BACKTEST ({s['source']}, {s['start']} … {s['end']}): {s['n_trades']:,} trades, "
+        f"expectancy {money(s['expectancy_gross'])} gross / {money(s['expectancy_net'])} net per "
+        f"trade, profit factor {number(s['profit_factor'], '.2f')}, Sharpe "
+        f"{number(s['sharpe'], '.2f')}, max drawdown {number(s['max_drawdown'], '.1%')}, "
+        f"fees {money(s['fees'])}, slippage {money(s['slippage'])}\n"
+        f"  THE DATA WAS SIMULATED: these figures describe the simulator, not a market.\n"
+        f"  summary: {store.root}/{SUMMARY_FILE}"
     )
 
 

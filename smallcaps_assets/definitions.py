@@ -3,6 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from smallcaps_assets.defs.backtest import BacktestSettingsResource, backtest_assets
 from smallcaps_assets.defs.catalog import build_catalog_asset, default_duckdb_path
 from smallcaps_assets.defs.models import MLflowResource, ModelSettingsResource, model_assets
 from smallcaps_assets.defs.processed import (
@@ -42,6 +43,7 @@ defs = dg.Definitions(
         *processed_assets,
         *event_assets,
         *model_assets,
+        *backtest_assets,
         *catalog_assets,
     ],
     resources={
@@ -51,6 +53,7 @@ defs = dg.Definitions(
         "research": ResearchSettingsResource(),
         "mlflow_tracking": MLflowResource(),
         "model_settings": ModelSettingsResource(),
+        "backtest_settings": BacktestSettingsResource(),
         "duckdb": DuckDBResource(database=default_duckdb_path()),
     },
 )

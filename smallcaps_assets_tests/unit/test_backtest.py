@@ -143,3 +143,35 @@ def test_costs_are_booked_and_cash_balances_to_zero_drift():
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="atr_pct_14"):
         run_backtest(frame(trade("10:00", 15, 5.0, 5.5)).drop("atr_pct_14"))
+
+
+def test_fill_check_flags_entries_and_exits_outside_traded_ranges():
+    from smallcaps_assets.defs.backtest import fills_outside_bars
+
+    t0 = dt.datetime(2024, 3, 5, 15, 0, tzinfo=dt.UTC)
+    bars = pl.DataFrame(
+        {
+            "ticker": ["AAA"] * 3,
+            "ts": [t0 + dt.timedelta(minutes=i) for i in range(3)],
+            "open": [5.0, 5.1, 5.2],
+            "high": [5.2, 5.3, 5.6],
+            "low": [4.9, 5.0, 5.1],
+            "close": [5.1, 5.2, 5.5],
+            "volume": [1e4] * 3,
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ms", "UTC")))
+
+    def trades(entry: float, exit_: float) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "ticker": ["AAA"],
+                "entry_ts": [t0],
+                "entry_price": [entry],
+                "exit_ts": [t0 + dt.timedelta(minutes=3)],
+                "exit_price": [exit_],
+            }
+        ).with_columns(pl.col("entry_ts", "exit_ts").cast(pl.Datetime("ms", "UTC")))
+
+    assert fills_outside_bars(trades(5.0, 5.55), bars) == 0
+    assert fills_outside_bars(trades(5.3, 5.55), bars) == 1  # entry above the entry bar's high
+    assert fills_outside_bars(trades(5.0, 6.0), bars) == 1  # exit never traded on the path

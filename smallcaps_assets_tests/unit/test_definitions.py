@@ -148,3 +148,19 @@ def test_walk_forward_assets_are_monthly_and_read_seven_months_of_events():
     assert mapped.end_offset == 0
     checks = {spec.name for spec in assets["ml/predictions"].check_specs}
     assert checks == {"covers_month_once"}
+
+
+def test_backtest_assets_trade_monthly_and_report_over_every_month():
+    from smallcaps_assets.defs.partitions import months
+
+    assets = _assets()
+    trades = assets["backtest/trades"]
+    assert trades.partitions_def == months
+    assert _deps("backtest/trades") == {"ml/predictions"}
+    assert {spec.name for spec in trades.check_specs} == {
+        "no_trade_before_signal",
+        "fills_inside_bars",
+        "cash_balances",
+    }
+    assert assets["backtest/report"].partitions_def is None
+    assert _deps("backtest/report") == {"backtest/trades"}

@@ -53,6 +53,8 @@ class Layer:
     partitioned: bool = True
     # Monthly layers run one partition per run (the walk-forward months inside the window).
     monthly: bool = False
+    # Skipped when the window holds no walk-forward month (nothing to report on).
+    needs_walk_forward: bool = False
     # Sessions before the window this layer also covers: the universe of the first session
     # screens on the previous session's raw bars.
     warmup_sessions: int = 0
@@ -78,7 +80,7 @@ def _layers() -> list[Layer]:
             partitioned=False,
             monthly=True,
         ),
-        Layer("backtest", ["backtest/report"], partitioned=False),
+        Layer("backtest", ["backtest/report"], partitioned=False, needs_walk_forward=True),
         Layer(
             "catalog",
             ["catalog/raw", "catalog/processed", *(f"catalog/{d.layer}" for d in EVENT_DATASETS)],
@@ -195,6 +197,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary: list[tuple[str, str, float]] = []
     for layer in _layers():
         layer_started = time.monotonic()
+        if layer.needs_walk_forward and not walk_forward_months(sessions[0], sessions[-1]):
+            summary.append((layer.name, "skipped", 0.0))
+            continue
         if layer.monthly:
             ok, results = _run_months(all_assets, instance, layer, sessions, started)
             summary.append((layer.name, "ok" if ok else "FAILED", time.monotonic() - layer_started))

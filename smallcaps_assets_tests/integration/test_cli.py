@@ -138,6 +138,7 @@ def test_smallcaps_demo_small_window(env, tmp_path):
     assert "raw/daily_bars" in out
     assert "layer processed  ok" in out
     assert "layer events     ok" in out
+    assert "layer backtest   skipped" in out  # no walk-forward month in three sessions
     assert "labels/events" in out
     assert "processed/universe" in out
     assert "processed layer by month" in out

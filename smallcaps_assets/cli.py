@@ -55,6 +55,8 @@ class Layer:
     monthly: bool = False
     # Skipped when the window holds no walk-forward month (nothing to report on).
     needs_walk_forward: bool = False
+    # Only the window's last session (the daily report a user reads next).
+    last_session_only: bool = False
     # Sessions before the window this layer also covers: the universe of the first session
     # screens on the previous session's raw bars.
     warmup_sessions: int = 0
@@ -81,6 +83,7 @@ def _layers() -> list[Layer]:
             monthly=True,
         ),
         Layer("backtest", ["backtest/report"], partitioned=False, needs_walk_forward=True),
+        Layer("watchlist", ["research/watchlist"], last_session_only=True),
         Layer(
             "catalog",
             ["catalog/raw", "catalog/processed", *(f"catalog/{d.layer}" for d in EVENT_DATASETS)],
@@ -209,7 +212,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 _print_summary(store, keys, summary, started, home)
                 return 1
             continue
-        layer_keys = _with_warmup(keys, layer.warmup_sessions)
+        layer_keys = (
+            keys[-1:] if layer.last_session_only else _with_warmup(keys, layer.warmup_sessions)
+        )
         total = (
             len(layer_keys) * len(layer.selection) if layer.partitioned else len(layer.selection)
         )
@@ -428,7 +433,8 @@ def _backtest_headline(store: object) -> str:
         f"{number(s['sharpe'], '.2f')}, max drawdown {number(s['max_drawdown'], '.1%')}, "
         f"fees {money(s['fees'])}, slippage {money(s['slippage'])}\n"
         f"  THE DATA WAS SIMULATED: these figures describe the simulator, not a market.\n"
-        f"  summary: {store.root}/{SUMMARY_FILE}"
+        f"  summary: {store.root}/{SUMMARY_FILE}\n"
+        f"  latest daily watchlist: {store.root}/reports/watchlist/"
     )
 
 

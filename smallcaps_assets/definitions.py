@@ -25,6 +25,7 @@ from smallcaps_assets.defs.resources import (
     ResearchSettingsResource,
     UniverseRulesResource,
 )
+from smallcaps_assets.defs.watchlist import research_watchlist
 
 catalog_assets = [
     build_catalog_asset(
@@ -44,6 +45,7 @@ defs = dg.Definitions(
         *event_assets,
         *model_assets,
         *backtest_assets,
+        research_watchlist,
         *catalog_assets,
     ],
     resources={

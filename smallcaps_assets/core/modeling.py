@@ -28,6 +28,7 @@ __all__ = [
     "fit_models",
     "pooled_out_of_sample",
     "predict",
+    "top_reasons",
 ]
 
 FEATURE_COLUMNS: Final = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
@@ -293,3 +294,21 @@ def pooled_out_of_sample(predictions: pl.DataFrame, labels: pl.DataFrame) -> dic
         "base_rate": metrics["base_rate"],
         "precision_at_top": metrics["precision_at_top"],
     }
+
+
+def top_reasons(models: TrainedModels, frame: pd.DataFrame, k: int = 3) -> list[str]:
+    """Per event, the ``k`` features that moved its LightGBM score most (SHAP contributions
+    from the booster), as ``feature=value (+contribution)`` joined by ``; ``."""
+    x = _x(frame, models.categories)
+    contributions = np.asarray(models.lgbm.booster_.predict(x, pred_contrib=True))[:, :-1]
+    names = list(FEATURE_COLUMNS)
+    out: list[str] = []
+    for row, contrib in enumerate(contributions):
+        order = np.argsort(-np.abs(contrib))[:k]
+        parts = []
+        for j in order:
+            value = x.iloc[row, j]
+            shown = f"{value:.3g}" if isinstance(value, (int, float, np.floating)) else str(value)
+            parts.append(f"{names[j]}={shown} ({contrib[j]:+.2f})")
+        out.append("; ".join(parts))
+    return out

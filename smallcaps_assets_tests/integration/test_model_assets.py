@@ -169,3 +169,35 @@ def test_a_month_without_upstream_events_fails_with_what_to_materialize(env):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "materialize the event assets" in str(failure.step_failure_data.error)
+
+
+def test_watchlist_ranks_the_days_events_with_the_newest_model_before_it(env):
+    from smallcaps_assets.defs.watchlist import research_watchlist
+
+    assert _run(env, "2024-08-01").success
+
+    def watchlist(day: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [research_watchlist],
+            resources={"data": DataStoreResource(root=str(env / "data"))},
+            partition_key=day,
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+
+    scored = watchlist("2024-08-15")
+    md = scored.asset_materializations_for_node("research__watchlist")[0].metadata
+    assert md["model_month"].value == "2024-08"
+    csv = pl.read_csv(env / "data/reports/watchlist/2024-08-15.csv")
+    assert csv.height == 12
+    assert csv.get_column("score").to_list() == sorted(
+        csv.get_column("score").to_list(), reverse=True
+    )
+    assert csv.get_column("rank").to_list() == list(range(1, 13))
+    assert csv.get_column("reasons").null_count() == 0
+    report = (env / "data/reports/watchlist/2024-08-15.md").read_text()
+    assert report.startswith("# Watchlist 2024-08-15")
+    assert "Scored by the model of 2024-08" in report
+    # Before any model month, the events are listed unscored and the report says so.
+    watchlist("2024-07-15")
+    early = (env / "data/reports/watchlist/2024-07-15.md").read_text()
+    assert "No model was trained before this session" in early

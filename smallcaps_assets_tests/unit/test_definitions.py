@@ -164,3 +164,9 @@ def test_backtest_assets_trade_monthly_and_report_over_every_month():
     }
     assert assets["backtest/report"].partitions_def is None
     assert _deps("backtest/report") == {"backtest/trades"}
+
+
+def test_watchlist_is_daily_after_the_events_and_the_models():
+    assets = _assets()
+    assert assets["research/watchlist"].partitions_def == trading_days
+    assert _deps("research/watchlist") == {"features/events", "ml/model"}

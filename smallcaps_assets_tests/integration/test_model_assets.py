@@ -201,3 +201,86 @@ def test_watchlist_ranks_the_days_events_with_the_newest_model_before_it(env):
     watchlist("2024-07-15")
     early = (env / "data/reports/watchlist/2024-07-15.md").read_text()
     assert "No model was trained before this session" in early
+
+
+def _write_august_bars(root: Path) -> None:
+    """Minute bars around every August event: entry and exit prices (10.0) are inside them."""
+    store = DataStore(str(root))
+    for day in calendar.sessions(dt.date(2024, 8, 1), dt.date(2024, 8, 30)):
+        labels = store.read("labels", "events", day)
+        rows = []
+        for ticker, entry in labels.select("ticker", "entry_ts").iter_rows():
+            for minute in range(16):
+                rows.append((ticker, entry + dt.timedelta(minutes=minute)))
+        bars = pl.DataFrame(
+            rows, schema={"ticker": pl.String(), "ts": pl.Datetime("ms", "UTC")}, orient="row"
+        )
+        bars = bars.unique().with_columns(
+            open=pl.lit(10.0),
+            high=pl.lit(10.5),
+            low=pl.lit(9.5),
+            close=pl.lit(10.0),
+            volume=pl.lit(1e5),
+        )
+        store.write("processed", "minute_bars", day, bars)
+
+
+def test_backtest_trades_the_selected_predictions_and_reports_every_month(env):
+    from smallcaps_assets.defs.backtest import BacktestSettingsResource, backtest_assets
+
+    assert _run(env, "2024-08-01").success
+    _write_august_bars(env / "data")
+    resources = {
+        **_resources(env),
+        "backtest_settings": BacktestSettingsResource(max_open_positions=2),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    trades_run = dg.materialize(
+        backtest_assets[:1], resources=resources, partition_key="2024-08-01", instance=instance
+    )
+    checks = {e.check_name: e.passed for e in trades_run.get_asset_check_evaluations()}
+    assert checks == {
+        "no_trade_before_signal": True,
+        "fills_inside_bars": True,
+        "cash_balances": True,
+    }
+    trades = DataStore(str(env / "data")).read("backtest", "trades", "2024-08-01")
+    selected = (
+        DataStore(str(env / "data"))
+        .read("ml", "predictions", "2024-08-01")
+        .filter(pl.col("selected"))
+    )
+    assert 0 < trades.height <= selected.height
+    # Flat paths (entry = exit = 10.0): gross 0, net negative by exactly the booked costs.
+    assert trades.get_column("gross_pnl").abs().max() == 0.0
+    costs = (
+        trades.get_column("ecn_fees") + trades.get_column("sec_fee") + trades.get_column("slippage")
+    )
+    assert (trades.get_column("net_pnl") + costs).abs().max() < 1e-9
+
+    report_run = dg.materialize(backtest_assets[1:], resources=resources, instance=instance)
+    assert report_run.success
+    import json
+
+    summary = json.loads((env / "data/reports/backtest_summary.json").read_text())
+    required = {
+        "n_trades",
+        "expectancy_gross",
+        "expectancy_net",
+        "profit_factor",
+        "sharpe",
+        "max_drawdown",
+        "cagr",
+        "hit_rate",
+        "auc_oos",
+        "fees",
+        "slippage",
+        "start",
+        "end",
+        "source",
+    }
+    assert required <= set(summary)
+    assert summary["n_trades"] == trades.height
+    assert summary["expectancy_gross"] == 0.0
+    assert summary["expectancy_net"] < 0
+    assert summary["source"].startswith("simulated(")

@@ -8,7 +8,6 @@ any order. ``backtest/report`` stitches every month.
 
 import base64
 import datetime as dt
-import io
 import json
 from typing import Any
 
@@ -23,6 +22,7 @@ from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.defs.checks import NamedChecks
 from smallcaps_assets.defs.models import PREDICTIONS_KEY, MLflowResource
 from smallcaps_assets.defs.partitions import months
+from smallcaps_assets.defs.plots import png_image, render_png
 from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
 
 LAYER = "backtest"
@@ -191,24 +191,16 @@ def backtest_trades(
     )
 
 
-def _png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> bytes:
-    import matplotlib
+def _curve_png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> bytes:
+    def draw(ax: Any) -> None:
+        if fill:
+            ax.fill_between(range(len(values)), values, 0, color="tab:red", alpha=0.4)
+        else:
+            ax.plot(values)
+        ax.set_title(title)
+        ax.set_xlabel("session")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    if fill:
-        ax.fill_between(range(len(values)), values, 0, color="tab:red", alpha=0.4)
-    else:
-        ax.plot(values)
-    ax.set_title(title)
-    ax.set_xlabel("session")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    return buffer.getvalue()
+    return render_png(draw, figsize=(7, 3), dpi=80)
 
 
 def summarize(trades: pl.DataFrame, account: float, oos_auc: float, source: str) -> dict[str, Any]:
@@ -320,8 +312,8 @@ def backtest_report(
     equity = np.asarray(summary.pop("equity"))
     peaks = np.maximum.accumulate(equity)
     drawdown = -(peaks - equity) / peaks
-    equity_png = _png(equity, "Equity (net, months stitched)")
-    drawdown_png = _png(drawdown, "Drawdown", fill=True)
+    equity_png = _curve_png(equity, "Equity (net, months stitched)")
+    drawdown_png = _curve_png(drawdown, "Drawdown", fill=True)
     summary["trials"] = len(month_keys)  # one model configuration per month, no search
     path = store.write_text(SUMMARY_FILE, json.dumps(_json_safe(summary), indent=2) + "\n")
     mlflow = mlflow_tracking.client()
@@ -338,9 +330,7 @@ def backtest_report(
         )
         mlflow.log_text(json.dumps(_json_safe(summary), indent=2), "backtest_summary.json")
         for name, payload in (("equity.png", equity_png), ("drawdown.png", drawdown_png)):
-            from PIL import Image
-
-            mlflow.log_image(Image.open(io.BytesIO(payload)), name)
+            mlflow.log_image(png_image(payload), name)
         run_id = run.info.run_id
 
     def image(payload: bytes) -> dg.MetadataValue:  # type: ignore[type-arg]

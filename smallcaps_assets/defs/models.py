@@ -8,7 +8,6 @@ exact sessions of each window (the mapping can include one extra day around holi
 """
 
 import datetime as dt
-import io
 import json
 import pickle
 import subprocess
@@ -25,6 +24,7 @@ from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import condition_report
 from smallcaps_assets.defs.checks import NamedChecks
 from smallcaps_assets.defs.partitions import months
+from smallcaps_assets.defs.plots import png_image, render_png
 from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
 
 LAYER = "ml"
@@ -117,19 +117,17 @@ def model_dir(store: DataStore, month: dt.date) -> Path:
     return Path(store.root) / "models" / f"month={month:%Y-%m}"
 
 
-def _figure_bytes(kind: str, frame: Any) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if kind == "importance":
-        top = frame.head(20).iloc[::-1]
+def importance_png(importance: Any) -> bytes:
+    def draw(ax: Any) -> None:
+        top = importance.head(20).iloc[::-1]
         ax.barh(top["feature"], top["lgbm_gain"])
         ax.set_title("LightGBM gain, top 20 features")
-    else:
-        y, p = frame
+
+    return render_png(draw, figsize=(6, 4), dpi=90)
+
+
+def calibration_png(y: Any, p: Any) -> bytes:
+    def draw(ax: Any) -> None:
         bins = np.quantile(p, np.linspace(0, 1, 11))
         idx = np.clip(np.searchsorted(bins, p, side="right") - 1, 0, 9)
         mean_p = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
@@ -140,11 +138,8 @@ def _figure_bytes(kind: str, frame: Any) -> bytes:
         ax.set_xlabel("mean predicted")
         ax.set_ylabel("observed take-profit-first rate")
         ax.set_title("Calibration (test month, score deciles)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+
+    return render_png(draw, figsize=(6, 4), dpi=90)
 
 
 @dg.asset(
@@ -319,11 +314,9 @@ def _log_to_mlflow(
             }
         )
         mlflow.log_image(
-            _png(_figure_bytes("importance", models.feature_importance)), "feature_importance.png"
+            png_image(importance_png(models.feature_importance)), "feature_importance.png"
         )
-        mlflow.log_image(
-            _png(_figure_bytes("calibration", (y_test, test_scores))), "calibration.png"
-        )
+        mlflow.log_image(png_image(calibration_png(y_test, test_scores)), "calibration.png")
         mlflow.log_text(models.feature_importance.to_csv(index=False), "feature_importance.csv")
         mlflow.log_text(json.dumps(models.weights), "blend_weights.json")
         signature = infer_signature(x_example, models.lgbm.predict_proba(x_example)[:, 1])
@@ -347,12 +340,6 @@ def _log_to_mlflow(
         )
         _alias_newest(mlflow, month, info.registered_model_version)
         return str(run.info.run_id)
-
-
-def _png(payload: bytes) -> Any:
-    from PIL import Image
-
-    return Image.open(io.BytesIO(payload))
 
 
 def _alias_newest(mlflow: Any, month: dt.date, version: Any) -> None:

@@ -33,6 +33,7 @@ from smallcaps_assets.core import (
     news,
     universe,
 )
+from smallcaps_assets.core.catalog import markdown_table
 from smallcaps_assets.core.processed_schemas import (
     PROCESSED_MODELS,
     ProcessedWatchlist,
@@ -406,10 +407,7 @@ def _month_table(rows: list[tuple[str, dict[str, Any]]], fields: Mapping[str, st
         for f, how in fields.items()
     ]
     table = frame.group_by("month").agg(pl.len().alias("sessions"), *aggs).sort("month")
-    header = "| " + " | ".join(table.columns) + " |"
-    lines = [header, "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.iter_rows()]
-    return "\n".join(lines)
+    return markdown_table(table.columns, table.rows())
 
 
 def materialize_processed(

@@ -9,6 +9,7 @@ import polars as pl
 
 from smallcaps_assets import progress
 from smallcaps_assets.core import modeling
+from smallcaps_assets.core.catalog import markdown_table
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.defs.models import MODEL_KEY, model_dir
 from smallcaps_assets.defs.partitions import trading_days
@@ -46,30 +47,35 @@ def _markdown(
     if gappers.is_empty():
         lines.append("No candidate gapped 10% or more.")
     else:
-        lines += [
-            "| ticker | gap | premarket volume | premarket RVOL | watchlist |",
-            "|---|---|---|---|---|",
-        ]
-        for r in gappers.iter_rows(named=True):
-            rvol = "n/a" if r["premarket_rvol"] is None else f"{r['premarket_rvol']:.1f}x"
-            lines.append(
-                f"| {r['ticker']} | {r['gap_pct']:.1%} | {r['premarket_volume']:,.0f} | {rvol} | "
-                f"{'yes' if r['is_watchlist'] else ''} |"
+        rows = [
+            (
+                r["ticker"],
+                f"{r['gap_pct']:.1%}",
+                f"{r['premarket_volume']:,.0f}",
+                "n/a" if r["premarket_rvol"] is None else f"{r['premarket_rvol']:.1f}x",
+                "yes" if r["is_watchlist"] else "",
             )
+            for r in gappers.iter_rows(named=True)
+        ]
+        columns = ["ticker", "gap", "premarket volume", "premarket RVOL", "watchlist"]
+        lines.append(markdown_table(columns, rows))
     lines += ["", "## Events ranked by score", ""]
     if ranked.is_empty():
         lines.append("No setup fired.")
     else:
-        lines += [
-            "| rank | time (ET) | ticker | pattern | score | reasons |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in ranked.iter_rows(named=True):
-            score = "n/a" if r["score"] is None else f"{r['score']:.3f}"
-            lines.append(
-                f"| {r['rank']} | {r['time_et']} | {r['ticker']} | {r['pattern']} | {score} | "
-                f"{r['reasons'] or ''} |"
+        rows = [
+            (
+                r["rank"],
+                r["time_et"],
+                r["ticker"],
+                r["pattern"],
+                "n/a" if r["score"] is None else f"{r['score']:.3f}",
+                r["reasons"] or "",
             )
+            for r in ranked.iter_rows(named=True)
+        ]
+        columns = ["rank", "time (ET)", "ticker", "pattern", "score", "reasons"]
+        lines.append(markdown_table(columns, rows))
     lines += ["", "## News", ""]
     if news.is_empty():
         lines.append("No article about a candidate.")

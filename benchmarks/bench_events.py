@@ -187,11 +187,12 @@ def pandas_per_event_labels(
     for event in events.to_pandas().itertuples(index=False):
         path_all = by_ticker.get(event.ticker)
         after = path_all[path_all.index >= event.ts] if path_all is not None else None
-        if after is None or after.empty or after.index[0] + horizon > close_at:
+        if after is None or after.empty:
             out.append((event.ticker, event.ts, None, None, None))
             continue
         entry_ts, price = after.index[0], after["open"].iloc[0]
-        end = entry_ts + horizon
+        complete = entry_ts + horizon <= close_at
+        end = min(entry_ts + horizon, close_at)
         path = after[after.index < end]
         tp, sl = price * (1 + rules.take_profit), price * (1 - rules.stop)
         gap_sl = path["open"] <= sl
@@ -208,7 +209,9 @@ def pandas_per_event_labels(
             continue
         rest = after[after.index >= end]
         last = path.index[-1]
-        if (
+        if not complete:
+            out.append((event.ticker, event.ts, "end_of_day", path["close"].iloc[-1], end))
+        elif (
             len(rest)
             and rest["halt_resumption"].iloc[0]
             and rest.index[0] > end

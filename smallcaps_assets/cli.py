@@ -514,6 +514,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 CANARY_TOLERANCE = 0.02
 CANARY_MIN_EVENTS = 10_000
 CANARY_MIN_MONTHS = 6
+CANARY_MAX_GROSS_T = 2.0
 
 
 def cmd_canary(args: argparse.Namespace) -> int:
@@ -550,11 +551,48 @@ def cmd_canary(args: argparse.Namespace) -> int:
             "months; raise --tickers or widen the window"
         )
         return 1
-    if abs(pooled["auc"] - 0.5) > CANARY_TOLERANCE:
+    auc_ok = abs(pooled["auc"] - 0.5) <= CANARY_TOLERANCE
+    if auc_ok:
+        print(f"  PASS: within 0.50 +/- {CANARY_TOLERANCE}")
+    else:
         print(f"  FAIL: outside 0.50 +/- {CANARY_TOLERANCE}: something sees the future")
-        return 1
-    print(f"  PASS: within 0.50 +/- {CANARY_TOLERANCE}")
-    return 0
+    return 0 if auc_ok and _backtest_canary(store) else 1
+
+
+def _backtest_canary(store: object) -> bool:
+    """Without signal the backtest's gross expectancy must be indistinguishable from zero
+    (|t| < 2) and its net expectancy negative by about the modelled costs."""
+    import json
+
+    from smallcaps_assets.core.storage import DataStore
+    from smallcaps_assets.defs.backtest import SUMMARY_FILE
+
+    assert isinstance(store, DataStore)
+    text = store.read_text(SUMMARY_FILE)
+    if not text:
+        print("  backtest: FAIL: no backtest summary was written")
+        return False
+    s = json.loads(text)
+    gross, se, t = s["expectancy_gross"], s["expectancy_gross_se"], s["expectancy_gross_t"]
+    net, costs = s["expectancy_net"], s["costs_per_trade"]
+    if gross is None or t is None:
+        print(f"  backtest: INCONCLUSIVE: {s['n_trades']} trades")
+        return False
+    print(
+        f"backtest at signal 0: {s['n_trades']:,} trades, gross expectancy ${gross:,.2f} per "
+        f"trade (s.e. ${se:,.2f}, t = {t:.2f}); net ${net:,.2f} = gross - ${costs:,.2f} costs"
+    )
+    gross_ok = abs(t) < CANARY_MAX_GROSS_T
+    # Net = gross - costs per trade by construction; with gross ~ 0 it sits near -costs.
+    net_ok = net < 0
+    print(
+        f"  {'PASS' if gross_ok else 'FAIL'}: gross expectancy "
+        f"{'indistinguishable from' if gross_ok else 'differs from'} zero (|t| < "
+        f"{CANARY_MAX_GROSS_T:g})\n"
+        f"  {'PASS' if net_ok else 'FAIL'}: net expectancy "
+        f"{'negative' if net_ok else 'not negative'} (modelled costs ${costs:,.2f} per trade)"
+    )
+    return gross_ok and net_ok
 
 
 def _catalog_connection():  # type: ignore[no-untyped-def]

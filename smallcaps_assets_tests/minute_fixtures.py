@@ -25,12 +25,13 @@ def bars_from(
     skip: set[int] | None = None,
     premarket: list[float] | None = None,
     ticker: str = "AAA",
+    day: dt.date = DAY,
 ) -> pl.DataFrame:
     """Processed minute bars: one bar per minute from ``start`` (bar i opens at close i-1)."""
     rows = []
-    first = dt.datetime.combine(DAY, dt.time.fromisoformat(start), tzinfo=NY)
+    first = dt.datetime.combine(day, dt.time.fromisoformat(start), tzinfo=NY)
     for i, price in enumerate(premarket or []):
-        t = dt.datetime.combine(DAY, dt.time(8, 0), tzinfo=NY) + dt.timedelta(minutes=i)
+        t = dt.datetime.combine(day, dt.time(8, 0), tzinfo=NY) + dt.timedelta(minutes=i)
         rows.append(
             {
                 "t": int(t.timestamp() * 1000),
@@ -62,4 +63,4 @@ def bars_from(
             }
         )
     raw = parsers.parse_aggregates(rows, ticker)
-    return process_minute_bars(raw, DAY).frame
+    return process_minute_bars(raw, day).frame

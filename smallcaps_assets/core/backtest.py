@@ -3,11 +3,12 @@
 Input rows are candidate trades in time order of entry: the model selected the event, and the
 triple-barrier path (``core.labels``) already fixed the fill prices and times — entry at the
 open of the first bar after the signal (after a halt, the resumption bar: no fill while halted),
-exit by take profit, stop, timeout, or at the resumption after a halt. This module decides which
-candidates are taken and with how many shares, and books the money:
+exit by take profit, stop, timeout, at the resumption after a halt, or at the close when the
+horizon reaches past it (``end_of_day``: the last quarter hour, half-day sessions). This module
+decides which candidates are taken and with how many shares, and books the money:
 
-* entries only between ``first_entry`` and ``last_entry`` (New York time), and only for trades
-  whose path is complete (the horizon ends by the close);
+* entries only between ``first_entry`` and ``last_entry`` (New York time), and only for events
+  with an entry bar;
 * at most ``max_open_positions`` at once (a position is open from entry to exit);
 * shares = equity x ``risk_per_trade`` / (entry x ATR% x ``atr_stop_multiple``), capped by
   ``max_position_fraction`` of equity, by ``participation_cap`` x the entry bar's volume and by
@@ -60,7 +61,6 @@ REQUIRED: Final = (
     "ticker",
     "pattern",
     "ts",
-    "path_complete",
     "entry_ts",
     "entry_price",
     "exit_ts",
@@ -147,8 +147,8 @@ def run_backtest(
             peak = max(peak, equity_now())
 
     for trade_id, row in enumerate(rows):
-        if not row["path_complete"] or row["entry_ts"] is None:
-            skip("incomplete_path")
+        if row["entry_ts"] is None or row["exit_ts"] is None:
+            skip("no_entry_bar")
             continue
         entry_ts: dt.datetime = row["entry_ts"]
         close_until(entry_ts)

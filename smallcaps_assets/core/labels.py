@@ -4,7 +4,7 @@ Rules (all thresholds in :class:`BarrierRules`):
 
 * **Entry**: the open of the first regular-session bar starting at or after the event's ``ts``
   (the bar after the signal bar; after a halt, the resumption bar). ``entry_ts`` is that bar's
-  start. Only regular-session bars form paths: the horizon must end by the close.
+  start. Only regular-session bars form paths.
 * **Barriers**: take profit at ``entry * (1 + take_profit)``, stop at ``entry * (1 - stop)``,
   timeout ``timeout_minutes`` after ``entry_ts`` (clock minutes, halts included).
 * **Path**: bars starting in ``[entry_ts, entry_ts + timeout)``, in order. For each bar:
@@ -17,8 +17,13 @@ Rules (all thresholds in :class:`BarrierRules`):
   the ticker is halted at the horizon's end (no bar then, and the next bar is a halt
   resumption), the position cannot be closed until the resumption: exit at its open, stamped at
   its start, reason ``timeout_halted``.
-* **Complete paths only**: an event whose horizon reaches past the session's regular close, or
-  whose entry bar is missing, gets ``path_complete = False`` and null label fields.
+* **End of day**: when the horizon reaches past the session's regular close (the last quarter
+  hour, or a 13:00 half-day close) the path stops at the close; without a barrier hit the
+  position exits at the last bar's close, stamped at the close, reason ``end_of_day``. Such a
+  path is not a complete 15-minute outcome: ``path_complete = False`` and ``label`` and the
+  forward returns are null (the model never trains on it), but the trade fields (entry, exit,
+  reason, ``ret``) are filled, because the backtest trades it.
+* An event without an entry bar gets ``path_complete = False`` and every other field null.
 
 ``label`` is 1 when the take profit is hit first, else 0. Forward returns at 5 and 15 minutes
 are the last close before ``entry_ts + k`` minutes over the entry price.
@@ -46,8 +51,10 @@ __all__ = [
     "label_events_reference",
 ]
 
-EXIT_REASONS: Final = ("take_profit", "stop", "timeout", "timeout_halted")
-_TP, _SL, _TIMEOUT, _TIMEOUT_HALTED = range(4)
+EXIT_REASONS: Final = ("take_profit", "stop", "timeout", "timeout_halted", "end_of_day")
+_TP, _SL, _TIMEOUT, _TIMEOUT_HALTED, _END_OF_DAY = range(5)
+# Filled only where the 15-minute path is complete: the training target and its diagnostics.
+_OUTCOME_FIELDS: Final = ("label", "fwd_ret_5m", "fwd_ret_15m")
 _MINUTE_MS: Final = 60_000
 
 LABELS_SCHEMA: Final = pl.Schema(
@@ -194,7 +201,7 @@ def label_events(
     entry_idx = np.where(has_entry, entry, size)
     entry_start = np.where(has_entry, start_p[entry_idx], 0)
     complete = has_entry & (entry_start + horizon_ms <= close_ms)
-    horizon_end = entry_start + horizon_ms
+    horizon_end = np.minimum(entry_start + horizon_ms, close_ms)
 
     def window(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
         # Rows of ``width`` consecutive bars from each entry: contiguous reads, not a gather.
@@ -203,7 +210,7 @@ def label_events(
     start_w = window(start_p)
     # The path is a prefix of the window: same ticker, started before the horizon's end.
     in_path = (
-        (window(code_p) == codes[:, None]) & (start_w < horizon_end[:, None]) & complete[:, None]
+        (window(code_p) == codes[:, None]) & (start_w < horizon_end[:, None]) & has_entry[:, None]
     )
     path_len = np.count_nonzero(in_path, axis=1)
     entry_price = open_p[entry_idx]
@@ -228,7 +235,8 @@ def label_events(
     last_idx = entry_idx + np.maximum(path_len - 1, 0)
     after = last_idx + 1
     halted = (
-        (code_p[after] == codes)
+        complete
+        & (code_p[after] == codes)
         & halt_p[after]
         & (start_p[after] > horizon_end)
         & (start_p[last_idx] + _MINUTE_MS < horizon_end)
@@ -236,7 +244,8 @@ def label_events(
     timeout_price = np.where(halted, open_p[after], close_p[last_idx])
     timeout_ms = np.where(halted, start_p[after], horizon_end)
 
-    reason = np.where(hit, np.where(is_sl, _SL, _TP), np.where(halted, _TIMEOUT_HALTED, _TIMEOUT))
+    timeout = np.where(complete, np.where(halted, _TIMEOUT_HALTED, _TIMEOUT), _END_OF_DAY)
+    reason = np.where(hit, np.where(is_sl, _SL, _TP), timeout)
     final_price = np.where(hit, exit_price, timeout_price)
     final_ms = np.where(hit, exit_ms, timeout_ms)
 
@@ -253,7 +262,7 @@ def label_events(
     ret = final_price / entry_price - 1.0
     frame = ev.select("date", "ticker", "ts", "pattern").with_columns(
         path_complete=pl.Series(complete),
-        entry_ts=pl.Series(entry_start).cast(pl.Datetime("ms", "UTC")),
+        entry_ts=pl.Series(np.where(has_entry, entry_start, -1)).cast(pl.Datetime("ms", "UTC")),
         entry_price=pl.Series(entry_price),
         exit_ts=pl.Series(final_ms).cast(pl.Datetime("ms", "UTC")),
         exit_price=pl.Series(final_price),
@@ -269,13 +278,17 @@ def label_events(
 
 
 def _blank_incomplete(frame: pl.DataFrame) -> pl.DataFrame:
-    fields = [
+    """Null every field without an entry bar (marked by a negative entry time) and the outcome
+    fields of paths cut short by the close."""
+    has_entry = pl.col("entry_ts").dt.epoch("ms") >= 0
+    trade_fields = [
         c
         for c in LABELS_SCHEMA.names()
-        if c not in ("date", "ticker", "ts", "pattern", "path_complete")
+        if c not in ("date", "ticker", "ts", "pattern", "path_complete", *_OUTCOME_FIELDS)
     ]
     return frame.with_columns(
-        pl.when(pl.col("path_complete")).then(pl.col(c)).alias(c) for c in fields
+        *(pl.when(pl.col("path_complete")).then(pl.col(c)).alias(c) for c in _OUTCOME_FIELDS),
+        *(pl.when(has_entry).then(pl.col(c)).alias(c) for c in trade_fields),
     ).pipe(conform, LABELS_SCHEMA)
 
 
@@ -336,12 +349,13 @@ def label_events_reference(
         ts_ms = int(event["ts"].timestamp() * 1000)
         path = by_ticker.get(event["ticker"], [])
         entry_pos = next((i for i, b in enumerate(path) if b.start >= ts_ms), None)
-        if entry_pos is None or path[entry_pos].start + horizon > close_ms:
+        if entry_pos is None:
             record["path_complete"] = False
             out.append(record)
             continue
         entry_ms, price = path[entry_pos].start, path[entry_pos].open
-        end = entry_ms + horizon
+        complete = entry_ms + horizon <= close_ms
+        end = min(entry_ms + horizon, close_ms)
         window = [b for b in path[entry_pos:] if b.start < end]
         result = _walk(window, price * (1 + rules.take_profit), price * (1 - rules.stop))
         if result is None:
@@ -355,13 +369,15 @@ def label_events_reference(
                 and following.start > end
                 and last.start + _MINUTE_MS < end
             )
-            if following is not None and halted_at_end:
+            if not complete:
+                result = ("end_of_day", last.close, end)
+            elif following is not None and halted_at_end:
                 result = ("timeout_halted", following.open, following.start)
             else:
                 result = ("timeout", last.close, end)
         reason, exit_price, exit_ms = result
         record.update(
-            path_complete=True,
+            path_complete=complete,
             entry_ts=dt.datetime.fromtimestamp(entry_ms / 1000, dt.UTC),
             entry_price=price,
             exit_ts=dt.datetime.fromtimestamp(exit_ms / 1000, dt.UTC),
@@ -372,5 +388,7 @@ def label_events_reference(
             fwd_ret_5m=_forward_return(window, entry_ms, price, min(5, rules.timeout_minutes)),
             fwd_ret_15m=_forward_return(window, entry_ms, price, min(15, rules.timeout_minutes)),
         )
+        if not complete:
+            record.update(dict.fromkeys(_OUTCOME_FIELDS))
         out.append(record)
     return pl.DataFrame(out, schema=LABELS_SCHEMA) if out else pl.DataFrame(schema=LABELS_SCHEMA)

@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "car",
     "expectancy",
+    "expectancy_t",
     "max_drawdown",
     "percentile_loss",
     "profit_factor",
@@ -28,6 +29,18 @@ SESSIONS_PER_YEAR = 252
 def expectancy(pnl: Sequence[float]) -> float:
     """Mean P&L per trade (NaN without trades)."""
     return float(np.mean(pnl)) if len(pnl) else float("nan")
+
+
+def expectancy_t(pnl: Sequence[float]) -> tuple[float, float, float]:
+    """Mean P&L per trade, its standard error and t statistic (mean / s.e.): whether the
+    expectancy is distinguishable from zero, trades taken as independent. NaNs with fewer than
+    two trades; t is NaN when every trade made the same."""
+    values = np.asarray(pnl, dtype=float)
+    if values.size < 2:
+        return float("nan"), float("nan"), float("nan")
+    se = float(values.std(ddof=1) / math.sqrt(values.size))
+    mean = float(values.mean())
+    return mean, se, mean / se if se > 0 else float("nan")
 
 
 def profit_factor(pnl: Sequence[float]) -> float:

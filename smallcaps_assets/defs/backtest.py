@@ -236,9 +236,15 @@ def summarize(trades: pl.DataFrame, account: float, oos_auc: float, source: str)
         .agg(hit_rate=(pl.col("net_pnl") > 0).mean(), trades=pl.len())
         .sort("pattern")
     )
+    _, gross_se, gross_t = performance.expectancy_t(gross)
     summary = {
         "n_trades": trades.height,
         "expectancy_gross": performance.expectancy(gross),
+        "expectancy_gross_se": gross_se,
+        "expectancy_gross_t": gross_t,
+        "costs_per_trade": performance.expectancy(
+            (trades.get_column("gross_pnl") - trades.get_column("net_pnl")).to_list()
+        ),
         "expectancy_net": performance.expectancy(pnl),
         "profit_factor": performance.profit_factor(pnl),
         "sharpe": performance.sharpe(returns.tolist()),

@@ -630,7 +630,8 @@ def _build_labels(inputs: RunInputs, day: dt.date) -> DayOutput:
         found, inputs.day(LAYER, "minute_bars", day), day, inputs.research.barrier_rules()
     )
     complete = frame.filter(pl.col("path_complete"))
-    reasons = complete.group_by("exit_reason").len().sort("exit_reason")
+    # Every exit, end_of_day included (incomplete paths the backtest still trades).
+    reasons = frame.drop_nulls("exit_reason").group_by("exit_reason").len().sort("exit_reason")
     return DayOutput(
         frame,
         metadata={

@@ -62,7 +62,7 @@ def test_size_from_atr_risk_capped_by_position_size_and_participation():
     assert tight.trades.get_column("shares").to_list() == [4_000.0]  # 20 % of equity at $5
 
 
-def test_entry_hours_open_positions_and_incomplete_paths():
+def test_entry_hours_open_positions_missing_entry_bars_and_end_of_day_exits():
     rules = RiskRules(max_open_positions=1)
     result = run_backtest(
         frame(
@@ -70,16 +70,19 @@ def test_entry_hours_open_positions_and_incomplete_paths():
             trade("10:05", 15, 5.0, 5.1, ticker="BBB"),  # first still open: skipped
             trade("10:20", 15, 5.0, 5.1, ticker="CCC"),  # first closed at 10:15: taken
             trade("15:50", 5, 5.0, 5.1, ticker="DDD"),  # after the last entry time
-            trade("11:00", 15, 5.0, 5.1, ticker="EEE", path_complete=False),
+            trade("11:00", 15, 5.0, 5.1, ticker="EEE", entry_ts=None, exit_ts=None),
+            # A horizon cut by the close (path incomplete) is still traded to the close.
+            trade("15:45", 15, 5.0, 5.2, ticker="FFF", exit_reason="end_of_day"),
         ),
         rules,
         NO_COSTS,
     )
-    assert result.trades.get_column("ticker").to_list() == ["AAA", "CCC"]
+    assert result.trades.get_column("ticker").to_list() == ["AAA", "CCC", "FFF"]
+    assert result.trades.get_column("exit_reason").to_list()[-1] == "end_of_day"
     assert result.skipped == {
         "max_open_positions": 1,
         "outside_entry_hours": 1,
-        "incomplete_path": 1,
+        "no_entry_bar": 1,
     }
 
 

@@ -16,10 +16,10 @@ from smallcaps_assets.core.labels import BarrierRules, label_events, label_event
 from smallcaps_assets_tests.minute_fixtures import DAY, NY, bars_from
 
 
-def event_at(hhmm: str, ticker: str = "AAA") -> pl.DataFrame:
-    ts = dt.datetime.combine(DAY, dt.time.fromisoformat(hhmm), tzinfo=NY).astimezone(dt.UTC)
+def event_at(hhmm: str, ticker: str = "AAA", day: dt.date = DAY) -> pl.DataFrame:
+    ts = dt.datetime.combine(day, dt.time.fromisoformat(hhmm), tzinfo=NY).astimezone(dt.UTC)
     return pl.DataFrame(
-        {"date": [DAY], "ticker": [ticker], "ts": [ts], "pattern": ["orb"]},
+        {"date": [day], "ticker": [ticker], "ts": [ts], "pattern": ["orb"]},
         schema={
             "date": pl.Date(),
             "ticker": pl.String(),
@@ -110,12 +110,33 @@ def test_halted_at_the_horizon_exits_at_the_resumption_open():
     assert et(row["exit_ts"]) == "09:50"
 
 
-def test_a_horizon_past_the_close_is_an_incomplete_path_without_a_label():
-    closes = [10.0] * 20
+def test_a_horizon_past_the_close_exits_at_the_close_without_a_label():
+    closes = [10.0 + 0.01 * i for i in range(20)]
     row = label(bars_from(closes, start="15:40"), hhmm="15:50")
     assert row["path_complete"] is False
     assert row["label"] is None
-    assert row["exit_reason"] is None
+    assert row["fwd_ret_15m"] is None
+    assert row["exit_reason"] == "end_of_day"
+    assert et(row["entry_ts"]) == "15:50"
+    assert et(row["exit_ts"]) == "16:00"
+    assert row["exit_price"] == pytest.approx(closes[19])  # the 15:59 bar's close
+
+
+def test_a_half_day_close_at_13_00_ends_the_path():
+    half_day = dt.date(2024, 11, 29)  # the day after Thanksgiving
+    bars = bars_from([10.0] * 4 + [10.8, 11.6], start="12:55", day=half_day)
+    fast = label_events(event_at("12:56", day=half_day), bars, half_day)
+    row = fast.row(0, named=True)
+    assert fast.equals(label_events_reference(event_at("12:56", day=half_day), bars, half_day))
+    assert row["exit_reason"] == "end_of_day"
+    assert et(row["exit_ts"]) == "13:00"
+    assert row["exit_price"] == pytest.approx(10.8)  # the 12:59 bar; 13:00 is after the close
+    assert row["path_complete"] is False
+    assert row["label"] is None
+    # A barrier touched before the close still exits there.
+    spike = bars_from([10.0, 10.0, 12.0, 12.0], start="12:55", day=half_day)
+    hit = label_events(event_at("12:56", day=half_day), spike, half_day).row(0, named=True)
+    assert hit["exit_reason"] == "take_profit"
 
 
 def test_barriers_are_configurable():

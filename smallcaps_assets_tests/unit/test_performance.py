@@ -10,6 +10,7 @@ import pytest
 from smallcaps_assets.core.performance import (
     car,
     expectancy,
+    expectancy_t,
     max_drawdown,
     percentile_loss,
     profit_factor,
@@ -44,3 +45,13 @@ def test_percentile_loss():
     pnl = [float(x) for x in range(-10, 90)]  # 100 trades from -10 to 89
     assert percentile_loss(pnl, 95.0) == pytest.approx(10 - 0.05 * 99)
     assert percentile_loss([5.0, 6.0]) == 0.0
+
+
+def test_expectancy_t_is_the_mean_over_its_standard_error():
+    # Mean 2, sample sd of [1, 3, 2, 2] = sqrt(2/3), s.e. = sd / 2.
+    mean, se, t = expectancy_t([1.0, 3.0, 2.0, 2.0])
+    assert mean == pytest.approx(2.0)
+    assert se == pytest.approx(math.sqrt(2 / 3) / 2)
+    assert t == pytest.approx(2.0 / (math.sqrt(2 / 3) / 2))
+    assert all(math.isnan(x) for x in expectancy_t([5.0]))
+    assert math.isnan(expectancy_t([1.0, 1.0])[2])

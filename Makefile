@@ -9,12 +9,13 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test ui lint format typecheck bench clean-instance
+.PHONY: help install system-deps demo test ui lint format typecheck bench clean-instance
 
 help:
 	@echo "make demo   install, then run the whole graph on the simulated market"
 	@echo "make test   install, then run the test suite"
-	@echo "make ui     start the Dagster UI (and the MLflow UI) on 127.0.0.1"
+	@echo "make ui     start the Dagster UI + daemon and the MLflow UI on 127.0.0.1"
+	@echo "            (DAGSTER_PORT=3000 MLFLOW_PORT=5000 to change the ports)"
 	@echo "make lint   ruff + mypy;  make bench   benchmarks"
 
 $(CURDIR)/.tools/bin/uv:
@@ -28,18 +29,26 @@ install: $(UV)
 	@# The dagster CLI reads .env from the working directory before it resolves DAGSTER_HOME.
 	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > .env
 
+# chromium + chromedriver and PostgreSQL for the end-to-end tests (installed when missing).
+system-deps:
+	@bash scripts/system-deps.sh
+
 demo: install
 	$(UV) run smallcaps demo
 
-test: install
+test: install system-deps
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	@# pytest exits 5 when it collects nothing; make treats any non-zero exit as failure.
 	$(UV) run pytest -n 2 $(PYTEST_ARGS)
 
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+UI_HOST ?= 127.0.0.1
+
 ui: install
-	$(UV) run smallcaps ui
+	$(UV) run smallcaps ui --host $(UI_HOST) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
 
 lint: install
 	$(UV) run ruff check .

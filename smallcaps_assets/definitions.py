@@ -3,9 +3,21 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from smallcaps_assets.defs.backtest import BacktestSettingsResource, backtest_assets
+from smallcaps_assets.defs import automation
+from smallcaps_assets.defs.backtest import (
+    REPORT_KEY,
+    TRADES_KEY,
+    BacktestSettingsResource,
+    backtest_assets,
+)
 from smallcaps_assets.defs.catalog import build_catalog_asset, default_duckdb_path
-from smallcaps_assets.defs.models import MLflowResource, ModelSettingsResource, model_assets
+from smallcaps_assets.defs.models import (
+    MODEL_KEY,
+    PREDICTIONS_KEY,
+    MLflowResource,
+    ModelSettingsResource,
+    model_assets,
+)
 from smallcaps_assets.defs.processed import (
     EVENT_DATASETS,
     PROCESSED_DATASETS,
@@ -37,17 +49,42 @@ catalog_assets = [
     *(build_catalog_asset(d.layer, [d.name]) for d in EVENT_DATASETS),
 ]
 
+
+def _automated(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """Raw datasets run on the ``after_close`` schedule; everything downstream by condition."""
+    key = asset.key
+    if key in {d.key for d in RAW_DATASETS}:
+        return asset
+    if key == MODEL_KEY:
+        condition = automation.when_month_begins()
+    elif key in (PREDICTIONS_KEY, TRADES_KEY):
+        condition = automation.when_month_ends()
+    elif key == REPORT_KEY or key.path[0] == "catalog":
+        condition = automation.after_any_update()
+    elif key == research_watchlist.key:
+        condition = automation.after_upstream_checks(ignore=dg.AssetSelection.assets(MODEL_KEY))
+    else:
+        condition = automation.after_upstream_checks()
+    return asset.with_attributes(automation_condition=condition)
+
+
 defs = dg.Definitions(
     assets=[
-        *raw_assets,
-        raw_minute_bars_asset,
-        *processed_assets,
-        *event_assets,
-        *model_assets,
-        *backtest_assets,
-        research_watchlist,
-        *catalog_assets,
+        _automated(asset)
+        for asset in [
+            *raw_assets,
+            raw_minute_bars_asset,
+            *processed_assets,
+            *event_assets,
+            *model_assets,
+            *backtest_assets,
+            research_watchlist,
+            *catalog_assets,
+        ]
     ],
+    jobs=[automation.daily_ingest_job],
+    schedules=[automation.after_close],
+    sensors=[automation.automation_sensor],
     resources={
         "market": MarketDataResource(),
         "data": DataStoreResource(),

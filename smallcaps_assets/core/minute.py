@@ -141,6 +141,12 @@ def _nyse_year(year: int) -> xcals.ExchangeCalendar:
     return xcals.get_calendar(calendar.CALENDAR_NAME, start=f"{year}-01-01", end=f"{year}-12-31")
 
 
+def session_closed(day: dt.date, now: dt.datetime) -> bool:
+    """Whether ``day``'s regular session has closed by ``now`` (an aware datetime)."""
+    close = dt.datetime.combine(day, regular_close_et(day), tzinfo=calendar.NY)
+    return now >= close
+
+
 def regular_close_et(day: dt.date) -> dt.time:
     """New York time the regular session of ``day`` closes: 16:00, or 13:00 on half days."""
     if not calendar.is_session(day):

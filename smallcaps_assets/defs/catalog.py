@@ -38,7 +38,6 @@ def build_catalog_asset(
         description=f"DuckDB views `{layer}.<dataset>` over every partition file of the {layer} layer.",
         deps=[dg.AssetKey([layer, d]) for d in assets],
         pool=DUCKDB_POOL,
-        automation_condition=dg.AutomationCondition.eager(),
         kinds={"duckdb"},
     )
     def _catalog(

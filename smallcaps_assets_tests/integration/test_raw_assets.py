@@ -209,3 +209,28 @@ def test_failed_schema_check_blocks_and_reports_samples(tmp_path, monkeypatch):
     assert schema.metadata["failing_rows"].value >= 1
     sample = schema.metadata["failure_sample"].value.records
     assert any("BAD" in str(r.data["failure_case"]) for r in sample)
+
+
+def test_a_session_before_its_close_is_refused_without_a_request_or_file(sim_env, monkeypatch):
+    from smallcaps_assets.core.calendar import NY
+    from smallcaps_assets.defs import raw
+
+    # The schedule's partition exists from midnight; at 15:30 the session is still trading.
+    monkeypatch.setattr(
+        raw, "utc_now", lambda: dt.datetime(2024, 3, 5, 15, 30, tzinfo=NY).astimezone(dt.UTC)
+    )
+    resources = {"market": MarketDataResource(), "data": DataStoreResource()}
+    result = _materialize(
+        resources, tags=_range_tags("2024-03-04", "2024-03-05"), selection=["raw/daily_bars"]
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error
+    assert "raw/daily_bars: session(s) 2024-03-05 have not closed yet" in error.cause.message
+    assert not (sim_env / "raw").exists()  # neither session written: nothing half-done
+    monkeypatch.setattr(
+        raw, "utc_now", lambda: dt.datetime(2024, 3, 5, 16, 0, tzinfo=NY).astimezone(dt.UTC)
+    )
+    assert _materialize(
+        resources, tags=_range_tags("2024-03-04", "2024-03-05"), selection=["raw/daily_bars"]
+    ).success

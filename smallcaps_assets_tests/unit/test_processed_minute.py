@@ -24,6 +24,7 @@ from smallcaps_assets.core.minute import (
     process_minute_bars,
     raw_minute_partition,
     regular_close_et,
+    session_closed,
     ssr_carry_in,
     ssr_triggered_days,
     ssr_triggers_from_minutes,
@@ -87,6 +88,18 @@ def test_session_tags_follow_the_bar_start_in_new_york() -> None:
     assert column(frame, "ts")[0] == datetime(2024, 3, 5, 9, 0, tzinfo=UTC)  # 04:00 EST
     assert result.stats["outside_hours"] == 2
     ProcessedMinuteBars.validate(frame)
+
+
+def test_a_session_has_closed_only_from_its_regular_close() -> None:
+    half_day = date(2024, 11, 29)
+
+    def ny(day: date, hhmm: str) -> datetime:
+        return datetime.combine(day, time.fromisoformat(hhmm), tzinfo=ZoneInfo("America/New_York"))
+
+    assert not session_closed(DAY, ny(DAY, "15:59"))
+    assert session_closed(DAY, ny(DAY, "16:00"))
+    assert session_closed(half_day, ny(half_day, "13:00"))
+    assert not session_closed(half_day, ny(half_day, "12:59"))
 
 
 def test_half_day_regular_session_ends_at_one() -> None:

@@ -400,10 +400,21 @@ def ml_predictions(
     duplicates = scored.height - scored.select(keys).unique().height
     unscored = events.select(keys).join(scored.select(keys), on=keys, how="anti").height
     passed = duplicates == 0 and unscored == 0 and scored.height == events.height
+    # The whole month's out-of-sample figures: a model trained as its month begins (automation)
+    # only saw the first session of it as its test set.
+    outcomes = scored.select(*keys, "score").join(
+        events.filter(pl.col("path_complete").fill_null(False)).select(*keys, "label"), on=keys
+    )
+    month_metrics = modeling.evaluate(
+        outcomes.get_column("label").to_numpy().astype(int),
+        outcomes.get_column("score").to_numpy(),
+    )
     progress.partition_done(PREDICTIONS_KEY.to_user_string(), context.partition_key)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": scored.height,
+            "month_auc": month_metrics["auc"],
+            "month_labelled_events": outcomes.height,
             "selected": int(scored.get_column("selected").sum()),
             "missing_sessions": missing,
             "path": dg.MetadataValue.path(report.path),

@@ -408,6 +408,11 @@ def _walk_forward_summary(store: object) -> str:
     )
 
 
+def dollars(value: float) -> str:
+    """-14.15 as -$14.15 (the sign before the currency symbol)."""
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
 def _backtest_headline(store: object) -> str:
     import json
 
@@ -421,7 +426,7 @@ def _backtest_headline(store: object) -> str:
     s = json.loads(text)
 
     def money(value: float | None) -> str:
-        return "n/a" if value is None else f"${value:,.2f}"
+        return "n/a" if value is None else dollars(value)
 
     def number(value: float | None, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
@@ -579,8 +584,9 @@ def _backtest_canary(store: object) -> bool:
         print(f"  backtest: INCONCLUSIVE: {s['n_trades']} trades")
         return False
     print(
-        f"backtest at signal 0: {s['n_trades']:,} trades, gross expectancy ${gross:,.2f} per "
-        f"trade (s.e. ${se:,.2f}, t = {t:.2f}); net ${net:,.2f} = gross - ${costs:,.2f} costs"
+        f"backtest at signal 0: {s['n_trades']:,} trades, gross expectancy {dollars(gross)} per "
+        f"trade (s.e. {dollars(se)}, t = {t:.2f}); net {dollars(net)} = gross - "
+        f"{dollars(costs)} costs"
     )
     gross_ok = abs(t) < CANARY_MAX_GROSS_T
     # Net = gross - costs per trade by construction; with gross ~ 0 it sits near -costs.
@@ -590,7 +596,7 @@ def _backtest_canary(store: object) -> bool:
         f"{'indistinguishable from' if gross_ok else 'differs from'} zero (|t| < "
         f"{CANARY_MAX_GROSS_T:g})\n"
         f"  {'PASS' if net_ok else 'FAIL'}: net expectancy "
-        f"{'negative' if net_ok else 'not negative'} (modelled costs ${costs:,.2f} per trade)"
+        f"{'negative' if net_ok else 'not negative'} (modelled costs {dollars(costs)} per trade)"
     )
     return gross_ok and net_ok
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from functools import lru_cache
@@ -58,6 +59,8 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def client(self, store: DataStore) -> PolygonClient:
         key = settings.polygon_api_key()
+        if key is not None:
+            claim_for_polygon(store)
         return PolygonClient(
             api_key=key,
             base_url=self.base_url,
@@ -107,9 +110,33 @@ class SimulatorMismatchError(ValueError):
     pass
 
 
+def _recorded_source(store: DataStore) -> str | None:
+    text = store.read_text(SOURCE_FILE)
+    return str(json.loads(text)["source"]) if text else None
+
+
+def claim_for_polygon(store: DataStore) -> None:
+    """Mark a data root as holding Polygon.io data, refusing one built from the simulator: the
+    two never mix in one root (nor the other way round: see :func:`simulator_settings`)."""
+    source = _recorded_source(store)
+    if source is None:
+        store.write_text(SOURCE_FILE, json.dumps({"source": "polygon"}, indent=2))
+    elif source != "polygon":
+        raise SimulatorMismatchError(
+            f"the data root {store.root} holds the simulated market, but POLYGON_API_KEY is set; "
+            "use another data directory (SMALLCAPS_DATA_DIR) for Polygon.io data"
+        )
+
+
 def simulator_settings(store: DataStore) -> SimulatorSettings:
     """The simulator a data root is built from: what it was first built with (``source.json``),
     so every later run extends the same market; environment overrides must agree with it."""
+    if _recorded_source(store) == "polygon":
+        # A lost secret must not turn a real data root into a simulated one.
+        raise SimulatorMismatchError(
+            f"the data root {store.root} holds Polygon.io data, but POLYGON_API_KEY is not set; "
+            "set it, or use another data directory for the simulated market"
+        )
     recorded_text = store.read_text(SOURCE_FILE)
     recorded = SimulatorSettings.from_json(recorded_text) if recorded_text else None
     requested = _requested_from_env(recorded or SimulatorSettings())

@@ -234,3 +234,31 @@ def test_a_session_before_its_close_is_refused_without_a_request_or_file(sim_env
     assert _materialize(
         resources, tags=_range_tags("2024-03-04", "2024-03-05"), selection=["raw/daily_bars"]
     ).success
+
+
+def test_polygon_and_simulated_data_never_share_a_data_root(sim_env, monkeypatch):
+    resources = {"market": MarketDataResource(), "data": DataStoreResource()}
+    assert _materialize(resources, partition_key="2024-03-04", selection=["raw/splits"]).success
+    # The key appears: the simulated root refuses Polygon data before any request.
+    monkeypatch.setenv("POLYGON_API_KEY", SECRET)
+    _SCRIPT[:] = [lambda request: pytest.fail("no request may be sent")]
+    fake = {"market": _FakeApi(), "data": DataStoreResource()}
+    refused = _materialize(fake, partition_key="2024-03-05", selection=["raw/splits"])
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.is_step_failure]
+    assert "holds the simulated market, but POLYGON_API_KEY is set" in (
+        failure.step_failure_data.error.cause.message
+    )
+    assert not (sim_env / "raw/splits/date=2024-03-05").exists()
+
+    # A Polygon root (marked by its first real run) refuses the simulator when the key is lost.
+    polygon_root = sim_env.parent / "polygon-data"
+    _SCRIPT[:] = [lambda request: httpx.Response(200, json={"status": "OK", "results": []})]
+    real = {"market": _FakeApi(), "data": DataStoreResource(root=str(polygon_root))}
+    assert _materialize(real, partition_key="2024-03-04", selection=["raw/splits"]).success
+    assert json.loads((polygon_root / "source.json").read_text()) == {"source": "polygon"}
+    monkeypatch.delenv("POLYGON_API_KEY")
+    lost_key = {"market": MarketDataResource(), "data": DataStoreResource(root=str(polygon_root))}
+    lost = _materialize(lost_key, partition_key="2024-03-05", selection=["raw/splits"])
+    assert not lost.success
+    assert not (polygon_root / "raw/splits/date=2024-03-05").exists()

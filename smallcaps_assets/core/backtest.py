@@ -123,6 +123,7 @@ def run_backtest(
     # (exit_ts, id, exit proceeds, net P&L, entry day): P&L counts as realized only at the exit.
     open_positions: list[tuple[dt.datetime, int, float, float, dt.date]] = []
     held_cost: dict[int, float] = {}
+    held_total = 0.0  # sum of held_cost, kept as it changes: summing per candidate is quadratic
     day_start_equity: dict[dt.date, float] = {}
     day_realized: dict[dt.date, float] = {}
     killed_at: dt.datetime | None = None
@@ -135,14 +136,14 @@ def run_backtest(
 
     def equity_now() -> float:
         # Open positions at cost: marked at entry (their exits are booked when they happen).
-        return cash + sum(held_cost.values())
+        return cash + held_total
 
     def close_until(moment: dt.datetime) -> None:
-        nonlocal cash, peak
+        nonlocal cash, peak, held_total
         while open_positions and open_positions[0][0] <= moment:
             _, trade_id, proceeds, net, day = heapq.heappop(open_positions)
             cash += proceeds
-            held_cost.pop(trade_id)
+            held_total -= held_cost.pop(trade_id)
             day_realized[day] = day_realized.get(day, 0.0) + net
             peak = max(peak, equity_now())
 
@@ -191,6 +192,7 @@ def run_backtest(
         exit_cost = parts.total - entry_cost
         cash -= shares * entry + entry_cost
         held_cost[trade_id] = shares * entry + entry_cost
+        held_total += held_cost[trade_id]
         gross = shares * (exit_ - entry)
         net = gross - parts.total
         heapq.heappush(

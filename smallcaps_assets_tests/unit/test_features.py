@@ -98,3 +98,31 @@ def test_walk_forward_months_of_a_window():
     months = walk_forward_months(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
     assert months == [dt.date(2024, m, 1) for m in range(8, 13)]
     assert walk_forward_months(dt.date(2024, 3, 1), dt.date(2024, 9, 30)) == []
+
+
+def test_volume_gini_is_the_same_computed_in_ticker_chunks():
+    from smallcaps_assets.core.features import _gini_until_event
+
+    start = dt.datetime(2024, 3, 5, 14, 30, tzinfo=dt.UTC)
+    bars = pl.DataFrame(
+        {
+            "ticker": [t for t in ("AAA", "BBB", "CCC") for _ in range(30)],
+            "ts": [start + dt.timedelta(minutes=i) for _ in range(3) for i in range(30)],
+            "volume": [float((7 * i + 3 * k) % 11 + 1) for k in range(3) for i in range(30)],
+        }
+    )
+    events = pl.DataFrame(
+        {
+            "ticker": ["AAA", "AAA", "BBB", "CCC"],
+            "ts": [start + dt.timedelta(minutes=m) for m in (5, 20, 12, 29)],
+            "pattern": ["orb"] * 4,
+        }
+    ).with_columns(signal_bar_ts=pl.col("ts") - dt.timedelta(minutes=1))
+    whole = _gini_until_event(events, bars).sort("ticker", "ts")
+    chunked = _gini_until_event(events, bars, max_join_rows=10).sort("ticker", "ts")
+    assert chunked.equals(whole)
+    assert whole.height == 4
+    # By hand for AAA's first event: volumes of bars 0..4 are 1, 8, 4, 11, 7.
+    values = sorted([1.0, 8.0, 4.0, 11.0, 7.0])
+    expected = 2 * sum((i + 1) * v for i, v in enumerate(values)) / (5 * sum(values)) - 6 / 5
+    assert whole.row(0, named=True)["volume_gini"] == pytest.approx(expected)

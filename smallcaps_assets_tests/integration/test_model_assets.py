@@ -7,13 +7,10 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import polars as pl
 import pytest
 
 from smallcaps_assets.core import calendar
-from smallcaps_assets.core.features import FEATURES_SCHEMA, NUMERIC_FEATURES
-from smallcaps_assets.core.labels import LABELS_SCHEMA
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.defs.models import (
     NEWEST_ALIAS,
@@ -23,62 +20,7 @@ from smallcaps_assets.defs.models import (
     model_assets,
 )
 from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
-
-PATTERNS = ["orb", "vwap_reclaim", "hod_breakout"]
-
-
-def _write_events(
-    root: Path, first: dt.date, last: dt.date, *, signal: float, seed: int = 3
-) -> None:
-    """Per session 12 events whose take-profit-first label depends on gap_pct by ``signal``."""
-    rng = np.random.default_rng(seed)
-    store = DataStore(str(root))
-    for day in calendar.sessions(first, last):
-        n = 12
-        open_ms = dt.datetime.combine(day, dt.time(9, 45), tzinfo=calendar.NY).astimezone(dt.UTC)
-        ts = [open_ms + dt.timedelta(minutes=7 * i) for i in range(n)]
-        gap = rng.normal(0.0, 1.0, n)
-        p = 1.0 / (1.0 + np.exp(-(-1.5 + signal * gap)))
-        label = (rng.random(n) < p).astype(np.int8)
-        features = pl.DataFrame(
-            {
-                "date": [day] * n,
-                "ticker": [f"T{i:02d}" for i in range(n)],
-                "ts": ts,
-                "pattern": [PATTERNS[i % 3] for i in range(n)],
-                "price": rng.uniform(1, 20, n),
-                "exchange": ["XNAS"] * n,
-                "sector": ["software_services"] * n,
-                **{c: rng.normal(0.0, 1.0, n) for c in NUMERIC_FEATURES},
-                "last_bar_ts": [t - dt.timedelta(minutes=1) for t in ts],
-                "last_news_utc": [None] * n,
-            }
-        ).with_columns(gap_pct=pl.Series(gap))
-        store.write(
-            "features",
-            "events",
-            day,
-            features.select(FEATURES_SCHEMA.names()).cast(FEATURES_SCHEMA),
-        )
-        labels = pl.DataFrame(
-            {
-                "date": [day] * n,
-                "ticker": features.get_column("ticker"),
-                "ts": ts,
-                "pattern": features.get_column("pattern"),
-                "path_complete": [True] * n,
-                "entry_ts": ts,
-                "entry_price": [10.0] * n,
-                "exit_ts": [t + dt.timedelta(minutes=15) for t in ts],
-                "exit_price": [10.0] * n,
-                "exit_reason": ["timeout"] * n,
-                "ret": [0.0] * n,
-                "label": label,
-                "fwd_ret_5m": [0.0] * n,
-                "fwd_ret_15m": [0.0] * n,
-            }
-        )
-        store.write("labels", "events", day, labels.cast(LABELS_SCHEMA))
+from smallcaps_assets_tests.model_fixtures import write_events, write_flat_minute_bars
 
 
 @pytest.fixture
@@ -86,7 +28,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.delenv("POLYGON_API_KEY", raising=False)
     monkeypatch.setenv("SMALLCAPS_SIM_TICKERS", "30")
     root = tmp_path / "data"
-    _write_events(root, dt.date(2024, 1, 2), dt.date(2024, 8, 30), signal=1.5)
+    write_events(root, dt.date(2024, 1, 2), dt.date(2024, 8, 30), signal=1.5)
     return tmp_path
 
 
@@ -203,33 +145,11 @@ def test_watchlist_ranks_the_days_events_with_the_newest_model_before_it(env):
     assert "No model was trained before this session" in early
 
 
-def _write_august_bars(root: Path) -> None:
-    """Minute bars around every August event: entry and exit prices (10.0) are inside them."""
-    store = DataStore(str(root))
-    for day in calendar.sessions(dt.date(2024, 8, 1), dt.date(2024, 8, 30)):
-        labels = store.read("labels", "events", day)
-        rows = []
-        for ticker, entry in labels.select("ticker", "entry_ts").iter_rows():
-            for minute in range(16):
-                rows.append((ticker, entry + dt.timedelta(minutes=minute)))
-        bars = pl.DataFrame(
-            rows, schema={"ticker": pl.String(), "ts": pl.Datetime("ms", "UTC")}, orient="row"
-        )
-        bars = bars.unique().with_columns(
-            open=pl.lit(10.0),
-            high=pl.lit(10.5),
-            low=pl.lit(9.5),
-            close=pl.lit(10.0),
-            volume=pl.lit(1e5),
-        )
-        store.write("processed", "minute_bars", day, bars)
-
-
 def test_backtest_trades_the_selected_predictions_and_reports_every_month(env):
     from smallcaps_assets.defs.backtest import BacktestSettingsResource, backtest_assets
 
     assert _run(env, "2024-08-01").success
-    _write_august_bars(env / "data")
+    write_flat_minute_bars(env / "data", dt.date(2024, 8, 1), dt.date(2024, 8, 30))
     resources = {
         **_resources(env),
         "backtest_settings": BacktestSettingsResource(max_open_positions=2),

@@ -3,16 +3,19 @@
 * What runs: every daily-partitioned asset (the raw datasets incl. raw/minute_bars, processed/*,
   features/events, labels/events: 17 assets with their checks). research/watchlist is left out:
   it needs a trained monthly model. Each mode gets a fresh data root on the same small simulated
-  market and a fresh SQLite-backed Dagster instance (``DagsterInstance.local_temp``, the storage
-  type of the project's dagster.yaml), in its own interpreter so its peak RSS is its own. Runs go
-  through ``dg.materialize`` (the in-process executor), like ``smallcaps demo``.
+  market and a fresh in-memory Dagster instance (``DagsterInstance.ephemeral()``: the two modes
+  compare Dagster's run model, not disk speed), in its own interpreter so its peak RSS is its own.
+  The first per-partition runs are repeated on a SQLite-backed instance
+  (``DagsterInstance.local_temp``, the storage of the project's dagster.yaml) to show what that
+  storage adds per event. Runs go through ``dg.materialize`` (the in-process executor), like
+  ``smallcaps demo``.
 * Single run: the whole daily graph for N sessions as one ranged run (every asset has
   ``BackfillPolicy.single_run()``, so one run can hold the whole graph). Per partition: the same
   N sessions as N runs, one per session in order, each run materializing the whole graph. Both
   first ingest the raw datasets of the session before the window, untimed: the first session's
   universe screens on the previous session's bars (the demo's warm-up). Every partition file of
   the two data roots is compared (same partitions, equal frames) before any time is reported.
-* Incremental: after the single-run backfill, one run of the whole graph for the next session.
+* Incremental: after each backfill, one run of the whole graph for each following session.
 * Scaling: single-run backfills of N/4 and N/2 sessions on fresh roots (checked against the
   N-session root); for the per-partition mode the first N/4 and N/2 runs of the N-run backfill
   are exactly those backfills.
@@ -21,14 +24,14 @@
   writes), and the rest of Dagster (``other``: building and planning the run, data-version and
   check lookups in the instance, serializing events).
 
-Measured (2 cores, 40 tickers, 60 sessions; see RESULTS.md for the figures of the last run):
-the per-partition mode costs several times the single-run backfill, and the asset code is a small
-part of it. A one-session run of the 17-asset graph writes ~230 events to the instance (planned
-events for every asset and check, start/output/success per step, materializations, check
-evaluations, logs) and looks up data versions and check targets step by step; that fixed per-run
-bookkeeping, not the market data, dominates each run. The single-run backfill pays the per-step
-part once and only the per-partition events (materializations and check evaluations, ~34 per
-session) for each extra session.
+Measured (2 cores, 40 tickers, 60 sessions; RESULTS.md has the figures of the last run): the
+per-partition mode costs about 2.5 times the single-run backfill, more on SQLite. A one-session
+run of the 17-asset graph writes ~230 events to the instance (planned events for every asset and
+check, start/output/success per step, materializations, check evaluations, logs) and looks up
+data versions and check targets step by step; that fixed per-run bookkeeping is about half of
+each per-partition run. The single-run backfill pays the per-step part once and only the
+per-partition events (materializations and check evaluations, ~37 per session) for each extra
+session.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks import memory
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Every daily-partitioned asset except research/watchlist (it needs a trained monthly model).
@@ -124,7 +128,7 @@ def _backfill(
     from smallcaps_assets.definitions import defs
     from smallcaps_assets.defs import processed, raw
 
-    rss_after_import_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after_import_kib = memory.peak_rss_kib()
     instance = (
         dg.DagsterInstance.local_temp(instance_dir, overrides={"telemetry": {"enabled": False}})
         if instance_kind == "sqlite"
@@ -184,8 +188,8 @@ def _backfill(
         out["runs"] = [one_run(daily_graph, keys)]
     else:
         out["runs"] = [one_run(daily_graph, [key]) for key in keys]
-    # ru_maxrss is a high-water mark: read it before the (smaller) incremental run.
-    out["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # A high-water mark: read before the (smaller) incremental runs.
+    out["peak_rss_kib"] = memory.peak_rss_kib()
     following = keys[-1]
     out["incremental"] = []
     for _ in range(incremental):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from benchmarks import memory
 from smallcaps_assets.core.events import annotate_bars
 from smallcaps_assets.core.features import spread_estimate
 from smallcaps_assets.core.labels import BarrierRules, label_events, label_events_reference
@@ -247,9 +247,9 @@ def _timed(fn: Any, *args: Any, repeat: int = 1) -> tuple[float, Any]:
 def peak_memory_of_session() -> float:
     """Peak RSS (GiB) of a fresh interpreter building the session and its features."""
     code = (
-        "import resource, benchmarks.bench_events as b\n"
+        "import benchmarks.bench_events as b, benchmarks.memory as m\n"
         "b.polars_features(b.synthetic_session())\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(m.peak_rss_kib())\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -303,9 +303,7 @@ def run() -> dict[str, Any]:
             "target": ">= 500x",
         },
         "memory": {"peak_rss_gib": round(peak_gib, 2), "target": "< 2 GiB"},
-        "peak_rss_this_process_gib": round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024), 2
-        ),
+        "peak_rss_this_process_gib": round(memory.peak_rss_kib() / (1024 * 1024), 2),
     }
 
 

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from benchmarks import memory
 from benchmarks.bench_events import DAY, synthetic_session
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.backtest import RiskRules, run_backtest
@@ -530,25 +531,9 @@ STAGES = (  # in pipeline order: each stage reads what the ones before it saved
 )
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux 4.0+)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def _peak_gib(resettable: bool) -> float:
     if resettable:
-        return _status_kib("VmHWM") / 1024**2
+        return memory.peak_rss_kib() / 1024**2
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
@@ -574,7 +559,7 @@ def child(stage_names: list[str], workdir: Path, quick: bool) -> dict[str, Any]:
     its 4x output."""
     sizes = QUICK if quick else FULL
     gc.collect()
-    idle_gib = _status_kib("VmRSS") / 1024**2
+    idle_gib = memory.status_kib("VmRSS") / 1024**2
     figures: dict[str, Any] = {}
     for stage in (s for s in STAGES if s.name in stage_names):
         base = sizes.base_tickers
@@ -586,7 +571,7 @@ def child(stage_names: list[str], workdir: Path, quick: bool) -> dict[str, Any]:
             gc.collect()
             data = stage.load(workdir, base * scale)
             input_gib = _input_gib(data)
-            resettable = _reset_peak()
+            resettable = memory.reset_peak()
             wall, cpu = time.perf_counter(), time.process_time()
             out = stage.run(data)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -10,8 +10,9 @@ Design points, each of which a test pins down:
 * Every HTTP attempt holds one slot of a semaphore (``max_concurrency``) and, when
   ``requests_per_second`` is set, a send slot spaced ``1 / rps`` apart that all tasks share.
   Backoff sleeps happen outside the semaphore so a throttled task does not block healthy ones.
-  The connection pool has one kept-alive connection per slot, so no slot waits for or reopens a
-  connection (httpx's default pool keeps only 20 alive). Bodies are decoded with orjson: a
+  There is one kept-alive connection per slot, so no slot waits for or reopens a connection
+  (httpx's default pool keeps only 20 alive), spread over pools of ``SHARD_CONNECTIONS``:
+  httpcore walks every connection of a pool whenever a request starts or ends. Bodies are decoded with orjson: a
   full-session minute response is ~90 KB, and the standard library's decoder spent ~2.6 ms of the
   event loop on each (benchmarks/bench_ingestion.py), a third of the client's per-request CPU.
 * 429, 500, 502, 503, 504, timeouts and connection errors are retried with exponential backoff
@@ -127,6 +128,30 @@ class _SendSpacer:
             await self._sleep(slot - now)
 
 
+# Connections per pooled httpx client. httpcore's pool walks all of its connections (for expiry,
+# and quadratically for idleness) every time a request starts or ends; at 16 connections in one
+# pool that walk was a third of the client's CPU per request (benchmarks/bench_ingestion.py).
+SHARD_CONNECTIONS = 4
+
+
+def _shard_sizes(max_concurrency: int, own_transport: bool) -> list[int]:
+    """Connection-pool sizes adding up to ``max_concurrency``; one pool when the caller supplies
+    the transport (its pool, if any, is the caller's)."""
+    if not own_transport:
+        return [max_concurrency]
+    full, rest = divmod(max_concurrency, SHARD_CONNECTIONS)
+    return [SHARD_CONNECTIONS] * full + ([rest] if rest else [])
+
+
+@dataclass
+class _Shard:
+    http: httpx.AsyncClient
+    in_flight: int = 0
+
+    def load(self) -> int:
+        return self.in_flight
+
+
 class PolygonClient:
     """Async Polygon REST client. Use as ``async with PolygonClient(api_key=...) as client``."""
 
@@ -175,7 +200,8 @@ class PolygonClient:
         self._spacer = (
             _SendSpacer(requests_per_second, clock, sleep) if requests_per_second else None
         )
-        self._http: httpx.AsyncClient | None = None
+        self._http: httpx.AsyncClient | None = None  # builds every request while open
+        self._shards: list[_Shard] = []
         self._semaphore: asyncio.Semaphore | None = None
         self.stats = ClientStats()
 
@@ -193,22 +219,29 @@ class PolygonClient:
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        self._http = httpx.AsyncClient(
-            base_url=self._base_url,
-            headers=headers,
-            transport=self._transport,
-            timeout=httpx.Timeout(self._timeout),
-            # One pooled connection per semaphore slot, all kept alive. httpx's default pool
-            # (100 connections, 20 kept alive) would queue requests beyond 100 in flight and, above
-            # 20, reconnect constantly: httpcore closes a connection on release whenever the pool
-            # holds more than the keep-alive limit, counting busy connections too.
-            limits=httpx.Limits(
-                max_connections=self._max_concurrency,
-                max_keepalive_connections=self._max_concurrency,
-            ),
-            # A redirect is never expected from the API; following one could carry the key away.
-            follow_redirects=False,
-        )
+        # One TLS context for all shards: loading the CA bundle costs ~45 ms each time.
+        tls = httpx.create_ssl_context()
+        self._shards = [
+            _Shard(
+                httpx.AsyncClient(
+                    base_url=self._base_url,
+                    headers=headers,
+                    transport=self._transport,
+                    verify=tls,
+                    timeout=httpx.Timeout(self._timeout),
+                    # Every connection of a shard is kept alive. httpx's default pool (20 kept
+                    # alive) would reconnect constantly above 20 in flight: httpcore closes a
+                    # connection on release whenever the pool holds more than the keep-alive
+                    # limit, counting busy connections too.
+                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                    # A redirect is never expected from the API; following one could carry the
+                    # key away.
+                    follow_redirects=False,
+                )
+            )
+            for size in _shard_sizes(self._max_concurrency, self._transport is None)
+        ]
+        self._http = self._shards[0].http
         # Created here rather than in __init__ so the semaphore binds to the running event loop.
         self._semaphore = asyncio.Semaphore(self._max_concurrency)
         return self
@@ -219,9 +252,9 @@ class PolygonClient:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
+        shards, self._shards, self._http = self._shards, [], None
+        for shard in shards:
+            await shard.http.aclose()
 
     # -- generic access -------------------------------------------------------------------------
     async def get_json(
@@ -511,9 +544,13 @@ class PolygonClient:
             if self._spacer is not None:
                 await self._spacer.wait_turn()
             self.stats.requests += 1
+            # The shard with the fewest requests in flight has a free connection: the semaphore
+            # admits no more requests than the shards hold connections.
+            shard = min(self._shards, key=_Shard.load)
+            shard.in_flight += 1
             started = time.perf_counter()
             try:
-                response = await http.send(request)
+                response = await shard.http.send(request)
             except _RETRYABLE_TRANSPORT_ERRORS as exc:
                 logger.debug(
                     "GET %s -> %s after %.1f ms",
@@ -522,6 +559,8 @@ class PolygonClient:
                     (time.perf_counter() - started) * 1000,
                 )
                 raise
+            finally:
+                shard.in_flight -= 1
         logger.debug(
             "GET %s -> %d in %.1f ms",
             target,
@@ -641,6 +680,9 @@ def _results_rows(body: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]
             f"{endpoint} returned 'results' of type {type(results).__name__}, expected a list",
             endpoint=endpoint,
         )
+    # One pass in C over the types; a minute page holds up to 50,000 rows.
+    if set(map(type, results)) <= {dict}:
+        return results
     for index, row in enumerate(results):
         if not isinstance(row, dict):
             raise PolygonResponseError(

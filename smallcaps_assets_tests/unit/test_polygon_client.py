@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smallcaps_assets.sources import parsers
 from smallcaps_assets.sources.errors import (
@@ -30,7 +32,12 @@ from smallcaps_assets.sources.errors import (
     PolygonRetryExhausted,
     PolygonSchemaError,
 )
-from smallcaps_assets.sources.polygon import NotFoundEntry, PolygonClient
+from smallcaps_assets.sources.polygon import (
+    SHARD_CONNECTIONS,
+    NotFoundEntry,
+    PolygonClient,
+    _shard_sizes,
+)
 from smallcaps_assets_tests.polygon_fixtures import (
     BASE_URL,
     FakePolygon,
@@ -808,3 +815,14 @@ def test_errors_survive_pickling(error: PolygonError) -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error)
     assert (str(copy), copy.__dict__) == (str(error), error.__dict__)
+
+
+@given(st.integers(min_value=1, max_value=200))
+def test_connection_pools_hold_exactly_the_concurrency_in_small_shards(concurrency):
+    sizes = _shard_sizes(concurrency, own_transport=True)
+    assert sum(sizes) == concurrency
+    assert all(1 <= size <= SHARD_CONNECTIONS for size in sizes)
+    # At most one shard is partly filled.
+    assert sum(size < SHARD_CONNECTIONS for size in sizes) <= (concurrency % SHARD_CONNECTIONS > 0)
+    # A caller's transport has its own pool (or none): one client over it.
+    assert _shard_sizes(concurrency, own_transport=False) == [concurrency]

@@ -110,7 +110,9 @@ def _free_loopback_port() -> int:
 def _server_command_prefix(workdir: Path) -> list[str]:
     if os.geteuid() != 0:
         return []
-    if shutil.which("runuser") is None:
+    # util-linux installs runuser in /usr/sbin, which a minimal PATH (CI's) leaves out.
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
         raise PostgresUnavailableError("running as root, but `runuser` (util-linux) is missing")
     try:
         shutil.chown(workdir, user=SERVER_USER, group=SERVER_USER)
@@ -119,7 +121,7 @@ def _server_command_prefix(workdir: Path) -> list[str]:
             f"running as root, but there is no `{SERVER_USER}` user to run PostgreSQL as "
             "(Debian's `postgresql` package creates it: `make system-deps`)"
         ) from exc
-    return ["runuser", "-u", SERVER_USER, "--"]
+    return [runuser, "-u", SERVER_USER, "--"]
 
 
 def _run(command: list[str], what: str) -> None:

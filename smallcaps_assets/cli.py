@@ -503,6 +503,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "Ctrl-C stops both.",
         flush=True,
     )
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        # The URI itself is not printed: a tracking server URI may carry credentials.
+        print(
+            "Note: MLFLOW_TRACKING_URI is set, so new runs are tracked on that server, "
+            "not in the local store shown here.",
+            flush=True,
+        )
     tracking = subprocess.Popen(mlflow_command, cwd=settings.project_root())
     try:
         return subprocess.call(dagster_command, cwd=settings.project_root())

@@ -19,7 +19,7 @@ EVENTS_PER_SESSION = 12
 
 
 def write_events(
-    root: Path, first: dt.date, last: dt.date, *, signal: float, seed: int = 3
+    root: str | Path, first: dt.date, last: dt.date, *, signal: float, seed: int = 3
 ) -> None:
     """Per session 12 events whose take-profit-first label depends on gap_pct by ``signal``."""
     rng = np.random.default_rng(seed)
@@ -72,7 +72,7 @@ def write_events(
         store.write("labels", "events", day, labels.cast(LABELS_SCHEMA))
 
 
-def write_flat_minute_bars(root: Path, first: dt.date, last: dt.date) -> None:
+def write_flat_minute_bars(root: str | Path, first: dt.date, last: dt.date) -> None:
     """Processed minute bars around every labelled event of the sessions: flat at 10.0 (the
     fabricated entry and exit price) inside a 9.5-10.5 range, so every fill is inside a bar."""
     store = DataStore(str(root))

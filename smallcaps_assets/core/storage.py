@@ -148,17 +148,32 @@ class DataStore:
         return sorted(self.url(p) for p in self._fs.glob(pattern))
 
     def write_text(self, relative_path: str, text: str) -> str:
-        path = posixpath.join(self._base, relative_path)
-        self._publish(path, text.encode())
-        return self.url(path)
+        return self.write_bytes(relative_path, text.encode())
 
     def read_text(self, relative_path: str) -> str | None:
+        data = self.read_bytes(relative_path)
+        return None if data is None else data.decode()
+
+    def write_bytes(self, relative_path: str, payload: bytes) -> str:
+        """Replace the file at ``relative_path`` under the root atomically; returns its URL."""
+        path = posixpath.join(self._base, relative_path)
+        self._publish(path, payload)
+        return self.url(path)
+
+    def read_bytes(self, relative_path: str) -> bytes | None:
+        """The file at ``relative_path`` under the root, or None when there is none."""
         path = posixpath.join(self._base, relative_path)
         if not self._fs.exists(path):
             return None
         with self._fs.open(path, "rb") as fh:
             data: bytes = fh.read()
-        return data.decode()
+        return data
+
+    def files(self, relative_pattern: str) -> list[str]:
+        """Paths relative to the root of the files matching a glob pattern, sorted."""
+        prefix = self._base.rstrip("/") + "/"
+        matches = self._fs.glob(posixpath.join(self._base, relative_pattern))
+        return sorted(str(m).removeprefix(prefix) for m in matches)
 
     def _publish(self, path: str, payload: bytes) -> None:
         directory = posixpath.dirname(path)

@@ -9,6 +9,7 @@ exact sessions of each window (the mapping can include one extra day around holi
 
 import datetime as dt
 import json
+import os
 import pickle
 import subprocess
 from pathlib import Path
@@ -36,11 +37,27 @@ PIP_REQUIREMENTS = ["lightgbm==4.7.0", "catboost==1.2.10", "pandas", "numpy"]
 
 
 class MLflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """MLflow tracking in a SQLite store with artifacts beside it (default: the project's
-    ``mlruns/``; ``SMALLCAPS_MLRUNS_DIR`` moves it)."""
+    """Where walk-forward runs are tracked.
+
+    By default a SQLite store with artifacts beside it in the project's ``mlruns/``
+    (``SMALLCAPS_MLRUNS_DIR`` moves it). A shared tracking server (a cluster's) is named by
+    ``tracking_server`` or, when neither that nor ``root`` is configured, by the standard
+    ``MLFLOW_TRACKING_URI``; the server then decides where artifacts go.
+    """
 
     root: str = ""
+    tracking_server: str = ""
     experiment: str = "smallcaps-walk-forward"
+
+    def server_uri(self) -> str | None:
+        """The tracking server in use, or None for the local store. An explicit local ``root``
+        wins over the environment, so a configured store is never redirected by a shell
+        variable."""
+        if self.tracking_server:
+            return self.tracking_server
+        if self.root:
+            return None
+        return os.environ.get("MLFLOW_TRACKING_URI") or None
 
     def directory(self) -> Path:
         path = Path(self.root) if self.root else settings.mlruns_root()
@@ -48,16 +65,20 @@ class MLflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return path.resolve()
 
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.directory() / 'mlflow.db'}"
+        return self.server_uri() or f"sqlite:///{self.directory() / 'mlflow.db'}"
 
     def client(self) -> Any:
         import mlflow  # slow to import: only when a model is trained
 
+        server = self.server_uri()
         mlflow.set_tracking_uri(self.tracking_uri())
         if mlflow.get_experiment_by_name(self.experiment) is None:
-            mlflow.create_experiment(
-                self.experiment, artifact_location=(self.directory() / "artifacts").as_uri()
-            )
+            if server:
+                mlflow.create_experiment(self.experiment)
+            else:
+                mlflow.create_experiment(
+                    self.experiment, artifact_location=(self.directory() / "artifacts").as_uri()
+                )
         mlflow.set_experiment(self.experiment)
         return mlflow
 
@@ -113,8 +134,23 @@ def _events_between(store: DataStore, first: dt.date, last: dt.date) -> tuple[pl
     )
 
 
-def model_dir(store: DataStore, month: dt.date) -> Path:
-    return Path(store.root) / "models" / f"month={month:%Y-%m}"
+MODEL_FILES = "models/month=*/models.pkl"
+
+
+def model_file(month: dt.date) -> str:
+    """Where month M's fitted models live, relative to the data root (local or object store)."""
+    return f"models/month={month:%Y-%m}/models.pkl"
+
+
+def load_models(store: DataStore, month: dt.date) -> modeling.TrainedModels:
+    payload = store.read_bytes(model_file(month))
+    if payload is None:
+        raise FileNotFoundError(
+            f"ml/model has no fitted models for {month:%Y-%m} "
+            f"(expected {store.root}/{model_file(month)}); materialize ml/model for that month"
+        )
+    models: modeling.TrainedModels = pickle.loads(payload)
+    return models
 
 
 def importance_png(importance: Any) -> bytes:
@@ -209,12 +245,7 @@ def ml_model(
     valid_metrics = modeling.evaluate(
         validation["label"].to_numpy().astype(int), valid_scores["score"].to_numpy()
     )
-    folder = model_dir(store, month)
-    folder.mkdir(parents=True, exist_ok=True)
-    model_path = folder / "models.pkl"
-    tmp = model_path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(models))
-    tmp.replace(model_path)
+    model_path = store.write_bytes(model_file(month), pickle.dumps(models))
 
     source = market.source_label(store)
     tags = {
@@ -258,7 +289,7 @@ def ml_model(
                 f"{windows.validation.first_session}...{windows.validation.last_session}"
             ),
             "mlflow_run_id": run_id,
-            "model_path": dg.MetadataValue.path(str(model_path)),
+            "model_path": dg.MetadataValue.path(model_path),
             "data_source": source,
         },
         check_results=[
@@ -382,9 +413,7 @@ def ml_predictions(
     month = dt.date.fromisoformat(context.partition_key)
     test = walkforward.windows_for(month).test
     events, missing = _events_between(store, test.first_session, test.last_session)
-    models: modeling.TrainedModels = pickle.loads(
-        (model_dir(store, month) / "models.pkl").read_bytes()
-    )
+    models = load_models(store, month)
     scored = pl.from_pandas(
         modeling.predict(
             models, modeling.design_matrix(events.drop("path_complete", "label", "exit_ts", "ret"))

@@ -1,8 +1,6 @@
 """The daily research watchlist: D's events scored by the newest model trained before D."""
 
 import datetime as dt
-import pickle
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -11,7 +9,7 @@ from smallcaps_assets import progress
 from smallcaps_assets.core import modeling
 from smallcaps_assets.core.catalog import markdown_table
 from smallcaps_assets.core.storage import DataStore
-from smallcaps_assets.defs.models import MODEL_KEY, model_dir
+from smallcaps_assets.defs.models import MODEL_FILES, MODEL_KEY, load_models
 from smallcaps_assets.defs.partitions import trading_days
 from smallcaps_assets.defs.resources import DataStoreResource
 
@@ -22,11 +20,12 @@ REPORT_DIR = "reports/watchlist"
 def newest_model_month(store: DataStore, day: dt.date) -> dt.date | None:
     """The latest model month whose model exists and was trained before ``day`` (a model for
     month M only uses data up to the end of M-1, so it serves every session of M)."""
-    months: list[dt.date] = []
-    for folder in (Path(store.root) / "models").glob("month=*"):
-        month = dt.date.fromisoformat(folder.name.removeprefix("month=") + "-01")
-        if month <= day and (folder / "models.pkl").exists():
-            months.append(month)
+    months = [
+        month
+        for path in store.files(MODEL_FILES)
+        if (month := dt.date.fromisoformat(path.split("/")[1].removeprefix("month=") + "-01"))
+        <= day
+    ]
     return max(months) if months else None
 
 
@@ -104,9 +103,7 @@ def research_watchlist(
     month = newest_model_month(store, day)
     scored = events.select("date", "ticker", "ts", "pattern")
     if month is not None and events.height:
-        models: modeling.TrainedModels = pickle.loads(
-            (model_dir(store, month) / "models.pkl").read_bytes()
-        )
+        models = load_models(store, month)
         matrix = modeling.design_matrix(events)
         scores = modeling.predict(models, matrix)
         scored = scored.with_columns(

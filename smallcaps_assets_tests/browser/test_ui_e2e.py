@@ -121,6 +121,7 @@ def build_prior_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PriorRun
     home.mkdir()
     shutil.copy(PROJECT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the runs must land in `mlruns`
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("SMALLCAPS_DATA_DIR", str(data))
     monkeypatch.setenv("SMALLCAPS_MLRUNS_DIR", str(mlruns))

@@ -204,3 +204,108 @@ def test_backtest_trades_the_selected_predictions_and_reports_every_month(env):
     assert summary["expectancy_gross"] == 0.0
     assert summary["expectancy_net"] < 0
     assert summary["source"].startswith("simulated(")
+
+
+def test_models_reports_and_watchlist_live_under_an_object_store_root(tmp_path, monkeypatch):
+    """A data root given as an fsspec URL (here fsspec's in-memory filesystem, standing in for
+    s3://) holds the fitted models, predictions, trades, reports and watchlist; nothing lands in
+    the working directory, which a cluster's run pod loses when it ends."""
+    from smallcaps_assets.defs.backtest import BacktestSettingsResource, backtest_assets
+    from smallcaps_assets.defs.watchlist import research_watchlist
+
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.setenv("SMALLCAPS_SIM_TICKERS", "30")
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    root = f"memory://object-store-{tmp_path.name}/data"
+    write_events(root, dt.date(2024, 1, 2), dt.date(2024, 8, 30), signal=1.5)
+    write_flat_minute_bars(root, dt.date(2024, 8, 1), dt.date(2024, 8, 30))
+    resources = {
+        "data": DataStoreResource(root=root),
+        "market": MarketDataResource(),
+        "mlflow_tracking": MLflowResource(root=str(tmp_path / "mlruns")),
+        "model_settings": ModelSettingsResource(),
+        "backtest_settings": BacktestSettingsResource(max_open_positions=2),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    month = dg.materialize(
+        [*model_assets, backtest_assets[0]],
+        resources=resources,
+        partition_key="2024-08-01",
+        instance=instance,
+    )
+    model_md = month.asset_materializations_for_node("ml__model")[0].metadata
+    model_url = str(model_md["model_path"].value)
+    # fsspec spells the in-memory root memory:///…
+    assert model_url.startswith("memory://"), model_url
+    assert model_url.endswith(f"{tmp_path.name}/data/models/month=2024-08/models.pkl"), model_url
+    assert dg.materialize(backtest_assets[1:], resources=resources, instance=instance).success
+    watchlist = dg.materialize(
+        [research_watchlist],
+        resources={"data": DataStoreResource(root=root)},
+        partition_key="2024-08-15",
+        instance=instance,
+    )
+    assert (
+        watchlist.asset_materializations_for_node("research__watchlist")[0]
+        .metadata["model_month"]
+        .value
+        == "2024-08"
+    )
+
+    store = DataStore(root)
+    assert store.files("models/month=*/models.pkl") == ["models/month=2024-08/models.pkl"]
+    assert store.partitions("ml", "predictions") == ["2024-08-01"]
+    assert store.partitions("backtest", "trades") == ["2024-08-01"]
+    assert store.read_text("reports/backtest_summary.json") is not None
+    assert store.read_text("reports/watchlist/2024-08-15.csv") is not None
+    assert list(workdir.iterdir()) == []
+
+
+def test_mlflow_tracks_to_the_configured_server_or_the_environments_else_locally(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SMALLCAPS_MLRUNS_DIR", str(tmp_path / "default_mlruns"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.cluster.internal:5000")
+    assert MLflowResource().tracking_uri() == "http://mlflow.cluster.internal:5000"
+    # A configured local store is never redirected by the shell.
+    local = MLflowResource(root=str(tmp_path / "mine"))
+    assert local.server_uri() is None
+    assert local.tracking_uri() == f"sqlite:///{(tmp_path / 'mine' / 'mlflow.db').resolve()}"
+    assert (
+        MLflowResource(
+            root=str(tmp_path / "mine"), tracking_server="http://other:5000"
+        ).tracking_uri()
+        == "http://other:5000"
+    )
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert MLflowResource().tracking_uri() == (
+        f"sqlite:///{(tmp_path / 'default_mlruns' / 'mlflow.db').resolve()}"
+    )
+
+
+def test_a_model_month_logs_to_the_tracking_server_the_environment_names(env, monkeypatch):
+    """MLFLOW_TRACKING_URI routes the walk-forward run away from the local store (a second
+    SQLite store stands in for a cluster's tracking server)."""
+    import mlflow
+
+    server_store = env / "tracking_server"
+    server_store.mkdir()
+    server_uri = f"sqlite:///{server_store / 'mlflow.db'}"
+    monkeypatch.setenv("SMALLCAPS_MLRUNS_DIR", str(env / "local_mlruns"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server_uri)
+    # Without an artifact location of ours, MLflow puts a SQLite store's artifacts in ./mlruns.
+    monkeypatch.chdir(server_store)
+    resources = {**_resources(env), "mlflow_tracking": MLflowResource()}
+    result = dg.materialize(
+        model_assets[:1],
+        resources=resources,
+        partition_key="2024-08-01",
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    run_id = result.asset_materializations_for_node("ml__model")[0].metadata["mlflow_run_id"]
+    mlflow.set_tracking_uri(server_uri)
+    runs = mlflow.search_runs(experiment_names=["smallcaps-walk-forward"], output_format="list")
+    assert [run.info.run_id for run in runs] == [run_id.value]
+    assert not (env / "local_mlruns").exists()

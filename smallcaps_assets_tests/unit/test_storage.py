@@ -82,3 +82,23 @@ def test_time_range():
     df = pl.DataFrame({"d": [dt.date(2024, 1, 3), dt.date(2024, 1, 1)]})
     assert time_range(df, "d") == {"first": "2024-01-01", "last": "2024-01-03"}
     assert time_range(df.clear(), "d") == {"first": None, "last": None}
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_files_round_trip_and_are_listed_relative_to_the_root(tmp_path, kind):
+    root = str(tmp_path / "data") if kind == "local" else f"memory://files-{tmp_path.name}/data"
+    store = DataStore(root)
+    assert store.read_bytes("models/month=2024-08/models.pkl") is None
+    assert store.files("models/month=*/models.pkl") == []
+    for month in ("2024-09", "2024-08"):
+        store.write_bytes(f"models/month={month}/models.pkl", month.encode())
+    store.write_text("models/month=2024-10/notes.txt", "not a model")
+    assert store.files("models/month=*/models.pkl") == [
+        "models/month=2024-08/models.pkl",
+        "models/month=2024-09/models.pkl",
+    ]
+    assert store.read_bytes("models/month=2024-09/models.pkl") == b"2024-09"
+    # Replaced whole, never appended to.
+    store.write_bytes("models/month=2024-09/models.pkl", b"refit")
+    assert store.read_bytes("models/month=2024-09/models.pkl") == b"refit"
+    assert store.read_text("models/month=2024-10/notes.txt") == "not a model"

@@ -38,6 +38,20 @@ def run(
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def materialize_command(select: str, *partitions: str) -> list[str]:
+    """`dagster asset materialize` of the project's definitions, as a user types it."""
+    return [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "smallcaps_assets.definitions",
+        "--select",
+        select,
+        *partitions,
+    ]
+
+
 def test_definitions_validate_is_clean(env):
     done = run([str(BIN / "dagster"), "definitions", "validate"], env)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -45,17 +59,7 @@ def test_definitions_validate_is_clean(env):
 
 def test_materialize_one_partition_from_the_cli(env, tmp_path):
     done = run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "smallcaps_assets.definitions",
-            "--select",
-            'key:"raw/daily_bars"',
-            "--partition",
-            "2024-03-01",
-        ],
+        materialize_command('key:"raw/daily_bars"', "--partition", "2024-03-01"),
         env,
         cwd=tmp_path,
     )
@@ -66,17 +70,7 @@ def test_materialize_one_partition_from_the_cli(env, tmp_path):
 
 def test_partition_range_runs_the_raw_layer_as_one_run(env, tmp_path):
     done = run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "smallcaps_assets.definitions",
-            "--select",
-            "group:raw",
-            "--partition-range",
-            "2024-03-01...2024-03-05",
-        ],
+        materialize_command("group:raw", "--partition-range", "2024-03-01...2024-03-05"),
         env,
         # Outside the project: its .env (written by make) pins DAGSTER_HOME to the project's
         # instance, and the dagster CLI lets .env override the environment.
@@ -98,17 +92,7 @@ def test_partition_range_runs_the_raw_layer_as_one_run(env, tmp_path):
 
 def test_invalid_partition_on_the_cli_is_a_clear_error(env, tmp_path):
     done = run(
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "smallcaps_assets.definitions",
-            "--select",
-            'key:"raw/daily_bars"',
-            "--partition",
-            "2024-07-04",
-        ],
+        materialize_command('key:"raw/daily_bars"', "--partition", "2024-07-04"),
         env,
     )
     assert done.returncode != 0

@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from benchmarks import bench_backfills, bench_events, bench_ingestion, bench_stages
+from smallcaps_assets.core.catalog import markdown_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,17 +42,17 @@ def _markdown(results: dict[str, object]) -> str:
     ]
     env = results["environment"]
     assert isinstance(env, dict)
-    lines += ["| environment | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env.items()]
+    lines.append(markdown_table(["environment", ""], list(env.items())))
     for name, section in results.items():
         if name == "environment" or not isinstance(section, dict):
             continue
-        lines += ["", f"## {name}", "", "| figure | value |", "|---|---|"]
+        rows: list[tuple[object, ...]] = []
         for key, value in section.items():
             if isinstance(value, dict):
-                for inner, figure in value.items():
-                    lines.append(f"| {key}.{inner} | {figure} |")
+                rows += [(f"{key}.{inner}", figure) for inner, figure in value.items()]
             else:
-                lines.append(f"| {key} | {value} |")
+                rows.append((key, value))
+        lines += ["", f"## {name}", "", markdown_table(["figure", "value"], rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -235,7 +235,8 @@ def _same_labels(fast: pl.DataFrame, slow: pd.DataFrame) -> None:
         raise AssertionError("pandas per-event labels disagree on exit prices")
 
 
-def _timed(fn: Any, *args: Any, repeat: int = 1) -> tuple[float, Any]:
+def timed(fn: Any, *args: Any, repeat: int = 1) -> tuple[float, Any]:
+    """Seconds of the fastest of ``repeat`` calls, and the last call's result."""
     best, out = float("inf"), None
     for _ in range(repeat):
         started = time.perf_counter()
@@ -263,20 +264,20 @@ def peak_memory_of_session() -> float:
 
 def run() -> dict[str, Any]:
     bars = synthetic_session()
-    polars_s, features = _timed(polars_features, bars, repeat=2)
-    pandas_s, reference = _timed(pandas_features, bars)
+    polars_s, features = timed(polars_features, bars, repeat=2)
+    pandas_s, reference = timed(pandas_features, bars)
     _same(features, reference)
     events = synthetic_events(bars, EVENTS)
-    fast_s, labelled = _timed(label_events, events, bars, DAY, repeat=2)
+    fast_s, labelled = timed(label_events, events, bars, DAY, repeat=2)
     # The loop runs on every event of a sample of tickers (with those tickers' bars), so bars per
     # event match the full run and the per-event cost scales linearly.
     sample_tickers = bars.get_column("ticker").unique().sort().head(LOOP_SAMPLE_TICKERS).implode()
     in_sample = pl.col("ticker").is_in(sample_tickers)
     sample = events.filter(in_sample)
-    loop_s, looped = _timed(label_events_reference, sample, bars.filter(in_sample), DAY)
+    loop_s, looped = timed(label_events_reference, sample, bars.filter(in_sample), DAY)
     if not looped.equals(labelled.filter(in_sample)):
         raise AssertionError("vectorized and loop labels differ on the sample")
-    pandas_loop_s, pandas_labels = _timed(pandas_per_event_labels, sample, bars.filter(in_sample))
+    pandas_loop_s, pandas_labels = timed(pandas_per_event_labels, sample, bars.filter(in_sample))
     _same_labels(labelled.filter(in_sample), pandas_labels)
     loop_per_event = loop_s / sample.height
     pandas_per_event = pandas_loop_s / sample.height

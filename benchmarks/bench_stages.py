@@ -48,7 +48,7 @@ import pandas as pd
 import polars as pl
 
 from benchmarks import memory
-from benchmarks.bench_events import DAY, synthetic_session
+from benchmarks.bench_events import DAY, synthetic_session, timed
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.backtest import RiskRules, run_backtest
 from smallcaps_assets.core.costs import CostModel
@@ -364,19 +364,13 @@ def _seconds(value: float) -> float:
     return float(f"{value:.3g}")
 
 
-def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
-    started = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - started, out
-
-
 def _checked(candidates: pl.DataFrame, rules: RiskRules) -> dict[str, Any]:
     """``run_backtest`` and the pandas reference on the same candidates: same trades, skips and
     P&L, zero drift; seconds of both and of the bare row walk."""
     costs = CostModel()
-    backtest_s, result = _timed(run_backtest, candidates, rules, costs)
-    pandas_s, (trades, skipped, net, cash) = _timed(pandas_backtest, candidates, rules, costs)
-    walk_s, _ = _timed(bare_row_walk, candidates)
+    backtest_s, result = timed(run_backtest, candidates, rules, costs)
+    pandas_s, (trades, skipped, net, cash) = timed(pandas_backtest, candidates, rules, costs)
+    walk_s, _ = timed(bare_row_walk, candidates)
     taken = result.trades.height
     net_total = float(result.trades.get_column("net_pnl").sum()) if taken else 0.0
     if (taken, result.skipped) != (trades, skipped):
@@ -402,7 +396,7 @@ def backtest_throughput(candidates: pl.DataFrame, sizes: Sizes) -> dict[str, dic
     """Fills and candidates per second on the month; against the references on the month's first
     ``reference_candidates`` in entry order, under the default rules and taking every candidate."""
     costs = CostModel()
-    month_s, month = _timed(run_backtest, candidates, RiskRules(), costs)
+    month_s, month = timed(run_backtest, candidates, RiskRules(), costs)
     if abs(month.accounting_drift) >= 1e-6:
         raise AssertionError(f"backtest accounting drift {month.accounting_drift}")
     taken = month.trades.height

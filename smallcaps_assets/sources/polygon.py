@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
@@ -147,9 +148,6 @@ def _shard_sizes(max_concurrency: int, own_transport: bool) -> list[int]:
 class _Shard:
     http: httpx.AsyncClient
     in_flight: int = 0
-
-    def load(self) -> int:
-        return self.in_flight
 
 
 class PolygonClient:
@@ -546,7 +544,7 @@ class PolygonClient:
             self.stats.requests += 1
             # The shard with the fewest requests in flight has a free connection: the semaphore
             # admits no more requests than the shards hold connections.
-            shard = min(self._shards, key=_Shard.load)
+            shard = min(self._shards, key=attrgetter("in_flight"))
             shard.in_flight += 1
             started = time.perf_counter()
             try:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster._utils.schedules import schedule_execution_time_iterator
-from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.core.calendar import NY
 from smallcaps_assets.definitions import defs
@@ -16,12 +14,7 @@ from smallcaps_assets.defs.automation import AUTOMATION_SENSOR, DAILY_INGEST_JOB
 from smallcaps_assets.defs.partitions import trading_days
 from smallcaps_assets.defs.processed import processed_assets
 from smallcaps_assets.defs.raw import RAW_DATASETS, raw_assets, raw_minute_bars_asset
-from smallcaps_assets.defs.resources import (
-    DataStoreResource,
-    MarketDataResource,
-    ResearchSettingsResource,
-    UniverseRulesResource,
-)
+from smallcaps_assets_tests.resource_fixtures import daily_graph_resources
 
 REPO = defs.get_repository_def()
 UNIVERSE = dg.AssetKey(["processed", "universe"])
@@ -94,20 +87,10 @@ def test_the_schedule_targets_the_raw_datasets_and_automation_is_on_by_default()
 DAY = dt.date(2024, 3, 5)
 
 
-def _resources(root: Path, **rules: float) -> dict[str, object]:
-    return {
-        "market": MarketDataResource(),
-        "data": DataStoreResource(root=str(root)),
-        "universe_rules": UniverseRulesResource(**rules),
-        "research": ResearchSettingsResource(),
-        "duckdb": DuckDBResource(database=str(root / "catalog.duckdb")),
-    }
-
-
 def _materialize(instance, root, keys, start, end, **rules):
     return dg.materialize(
         [*raw_assets, raw_minute_bars_asset, *processed_assets],
-        resources=_resources(root, **rules),
+        resources=daily_graph_resources(root, **rules),
         instance=instance,
         selection=keys,
         tags={

@@ -16,7 +16,6 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.defs.catalog import build_catalog_asset
@@ -32,12 +31,7 @@ from smallcaps_assets.defs.raw import (
     raw_assets,
     raw_minute_bars_asset,
 )
-from smallcaps_assets.defs.resources import (
-    DataStoreResource,
-    MarketDataResource,
-    ResearchSettingsResource,
-    UniverseRulesResource,
-)
+from smallcaps_assets_tests.resource_fixtures import daily_graph_resources
 
 WARMUP = "2024-02-29"
 SESSIONS = ["2024-03-01", "2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
@@ -54,20 +48,10 @@ def _range_tags(start: str, end: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
 
 
-def _resources(root: Path, **rules: float) -> dict[str, object]:
-    return {
-        "market": MarketDataResource(),
-        "data": DataStoreResource(root=str(root)),
-        "universe_rules": UniverseRulesResource(**rules),
-        "research": ResearchSettingsResource(),
-        "duckdb": DuckDBResource(database=str(root / "catalog.duckdb")),
-    }
-
-
 def _run(root: Path, keys: list[dg.AssetKey], start: str, end: str, **rules: float):
     return dg.materialize(
         ALL_ASSETS,
-        resources=_resources(root, **rules),
+        resources=daily_graph_resources(root, **rules),
         selection=keys,
         tags=_range_tags(start, end),
         instance=dg.DagsterInstance.ephemeral(),

@@ -1,0 +1,1 @@
+"""Research tools around core: measurements that bridge data roots and the simulated market."""

@@ -7,11 +7,11 @@ Per ticker, in log "economic" price (on the original share basis, so splits do n
                   v: the market's own AR(1) volatility regime
     overnight_t = 0.3 * min(sigma_t, 0.09) * N + 0.3 * beta * f_t + jump_t
     intraday_t  = gap regime: the session law of ``gapsession.py`` (close of the last bar)
-                  otherwise: 0.95 * min(sigma_t, 0.2) * t4 / sqrt(2) + 0.7 * beta * f_t
+                  otherwise: 0.95 * min(sigma_t, 0.2) * t3 / sqrt(3) + 0.7 * beta * f_t
                              - fade (70% of a run-up given back over 20 sessions)
                              + pull towards the anchor (0.4% of the gap a session)
 
-``f_t`` is a market factor; ``t4`` is Student-t with 4 degrees of freedom, so daily returns are
+``f_t`` is a market factor; ``t3`` is Student-t with 3 degrees of freedom, so daily returns are
 fat-tailed even away from gaps. Jumps come from news catalysts (FDA, merger, contract,
 partnership, earnings), offerings (dilution and a gap down), bankruptcies; gaps also come,
 rarely, from diffusion. The anchor is fundamental value per share: it drifts at the ticker's
@@ -60,9 +60,12 @@ _CHUNK: Final = 256  # tickers simulated together (bounds memory at any universe
 _GAP_BATCH: Final = 256  # small batches stay in cache
 _WORKERS: Final = 4
 _SV_PHI: Final = 0.97
-_SV_SHOCK: Final = 0.12
+_SV_SHOCK: Final = 0.16
 _REVERSE_RATIOS: Final = np.array([5, 8, 10, 12, 15, 20, 25, 30, 40, 50, 75, 100])
 _TYPICAL_FLOAT: Final = 20e6
+# Centres q so that the median gap-up carries no planted drift: a signal changes *which*
+# gappers run, not the median gap day (which fades, as real ones do).
+QUALITY_CENTRE: Final = -0.3
 _DILUTION_MEMORY: Final = 60  # sessions an offering weighs on later gaps
 _FADE_SESSIONS: Final = 20
 _FADE_SHARE: Final = 0.7
@@ -121,8 +124,8 @@ _SCORE_BY_CODE: Final = np.array([CATALYST_SCORE[Catalyst(c)] for c in range(len
 _MIX_BIO: Final = np.cumsum([0.35, 0.07, 0.10, 0.20, 0.14, 0.14])
 _MIX_OTHER: Final = np.cumsum([0.0, 0.10, 0.30, 0.20, 0.20, 0.20])
 # Overnight jump of each catalyst: gap = base + exponential(scale) (negative for a miss).
-_JUMP_BASE: Final = np.array([0.0, 0.15, 0.15, 0.05, 0.05, 0.03, 0.04])
-_JUMP_SCALE: Final = np.array([0.0, 0.35, 0.30, 0.20, 0.18, 0.12, 0.10])
+_JUMP_BASE: Final = np.array([0.0, 0.04, 0.06, 0.02, 0.02, 0.01, 0.02])
+_JUMP_SCALE: Final = np.array([0.0, 0.10, 0.08, 0.06, 0.06, 0.05, 0.06])
 
 
 @dataclass(frozen=True, eq=False)
@@ -398,14 +401,14 @@ class _Chunk:
         self.tids = np.arange(chunk.start, chunk.stop)
         count, length = len(self.tids), sessions.count
         self.normals = np.empty((9, count, length))
-        self.t4 = np.empty((count, length))
+        self.t3 = np.empty((count, length))
         self.uniforms = np.empty((9, count, length))
         self.split_draws = np.empty((count, 16))
         streams = Streams(config.seed, Purpose.DAILY)
         for k, tid in enumerate(self.tids):
             rng = streams.at(int(tid))
             self.normals[:, k] = rng.standard_normal((9, length))
-            self.t4[k] = rng.standard_t(4, length)
+            self.t3[k] = rng.standard_t(3, length)
             self.uniforms[:, k] = rng.random((9, length))
             self.split_draws[k] = rng.random(16)
         self.kind = universe.kind[chunk]
@@ -529,7 +532,8 @@ class _Chunk:
         diluted_recently = _rolling_any(self.offering, _DILUTION_MEMORY)
         self.z_rvol = self.normals[_N_INTEREST]
         self.quality = (
-            0.5 * self.z_rvol
+            QUALITY_CENTRE
+            + 0.5 * self.z_rvol
             + 0.6 * _SCORE_BY_CODE[self.catalyst]
             - 0.35 * (np.log(self.float_shares) - np.log(_TYPICAL_FLOAT))
             - 0.6 * diluted_recently
@@ -583,7 +587,7 @@ class _Chunk:
         transient = _trailing_sum(-_FADE_SHARE * run / _FADE_SESSIONS, _FADE_SESSIONS)
         self.intraday_sigma = np.minimum(self.sigma, 0.2) * np.where(self.pinned, 0.15, 1.0)
         market = 0.7 * self.universe.beta[chunk, None] * self.market_return
-        intraday = 0.95 * self.intraday_sigma * self.t4 / np.sqrt(2.0) + market + transient
+        intraday = 0.95 * self.intraday_sigma * self.t3 / np.sqrt(3.0) + market + transient
         intraday[rows, cols] = self.session_close
         self.intraday = np.where(self.listed, intraday, 0.0)
         anchor_step = (
@@ -674,7 +678,7 @@ class _Chunk:
         regular = turnover * float_unadjusted * activity
         interest = np.minimum(np.abs(gap), 1.0) + self.z_rvol + 0.2 * z[_N_PREMARKET] - 0.52
         premarket = regular * np.where(
-            regime, 0.12 * np.exp(interest), 0.025 * np.exp(0.5 * z[_N_PREMARKET])
+            regime, 0.07 * np.exp(interest), 0.025 * np.exp(0.5 * z[_N_PREMARKET])
         )
         premarket = np.where(self.ipo_day, 0.0, premarket)
         after_hours = regular * 0.05 * np.exp(0.5 * z[_N_AFTER_HOURS]) * np.where(regime, 1.5, 1.0)

@@ -48,13 +48,20 @@ import numpy as np
 from smallcaps_assets.sources.simulator.calendar import FULL_SESSION_MINUTES
 from smallcaps_assets.sources.simulator.rng import Purpose, Streams
 
-# Gappers are wild: a 2% one-minute sigma makes a +15%/-10% barrier pair inside 15 minutes
-# resolve often enough (about 6% take-profit-first at signal 0) for a label to be learnable.
-SIGMA: Final = 0.02  # standard deviation of a one-minute log return
-EXCURSION: Final = 0.005  # scale of the intra-minute high/low excursions
+# Calibrated to real US small-cap gap days (open >= +10 % over the previous close; see
+# docs/simulator.md "Calibration"): the median gapper fades about 3.5 % from its open, closes
+# above it about a third of the time and trades only ~6 % above its open at the high of day.
+# Most of a gap day's variance comes from rare jumps, not from the diffusion, so the median
+# session is quiet while a few run or crash: the fat tail that makes barriers fire at all.
+SIGMA: Final = 0.0041  # standard deviation of a one-minute diffusive log return
+EXCURSION: Final = 0.0016  # scale of the intra-minute high/low excursions
 KAPPA: Final = 0.5  # log-normal scale mixing: fat tails shared by return and range
-DRIFT_UNIT: Final = 0.005  # A: log drift per minute of a unit-strength pattern at signal 1
-HALT_RATE: Final = 0.0009  # halts per regular-session minute
+FADE_PER_SESSION: Final = 0.0355  # constant log drift a session: gappers fade
+JUMP_RATE: Final = 1.1 / 390  # jumps per regular minute (about one a session)
+JUMP_MEAN: Final = 0.055  # mean absolute log size of a jump (exponential)
+DRIFT_UNIT: Final = 0.0019  # A: log drift per minute of a unit-strength pattern at signal 1
+JUMP_TILT: Final = 2.0  # with a signal, jumps lean along the planted drift (squeezes, dumps)
+HALT_RATE: Final = 0.0006  # halts per regular-session minute
 HALT_MIN_MINUTES: Final = 5
 HALT_MAX_MINUTES: Final = 15
 HALT_LAST_START: Final = 6  # no halt starts in the last minutes of the session
@@ -66,6 +73,7 @@ AFTER_HOURS_FULL_MINUTES: Final = 60
 AFTER_HOURS_PRESENCE: Final = 0.35
 _CANDIDATES: Final = 16  # Poisson candidates per session (expected count is at most 2.5)
 _RATE_CEILING: Final = 7.0  # the planted drift raises the halt rate at most this much
+_FADE_STEP: Final = -FADE_PER_SESSION / 390
 
 
 class Pattern(IntEnum):
@@ -129,6 +137,7 @@ class _Draws:
     down: np.ndarray  # (batch, 390) uniforms for the low excursion
     halts: np.ndarray  # (batch, 3, _CANDIDATES) uniforms: waiting time, acceptance, length
     jumps: np.ndarray  # (batch, MAX_HALTS) normals for resumption jumps
+    moves: np.ndarray  # (batch, 3, 390) uniforms: a jump this minute, its direction, its size
 
 
 def _draw(seed: int, tids: Sequence[int], ordinals: Sequence[int]) -> _Draws:
@@ -138,6 +147,7 @@ def _draw(seed: int, tids: Sequence[int], ordinals: Sequence[int]) -> _Draws:
     uniforms = np.empty((batch, 2, n))
     halts = np.empty((batch, 3, _CANDIDATES))
     jumps = np.empty((batch, MAX_HALTS))
+    moves = np.empty((batch, 3, n))
     streams = Streams(seed, Purpose.GAP_SESSION)
     for k in range(batch):
         rng = streams.at(tids[k], ordinals[k])
@@ -146,6 +156,7 @@ def _draw(seed: int, tids: Sequence[int], ordinals: Sequence[int]) -> _Draws:
         rng.random(out=uniforms[k])
         rng.random(out=halts[k])
         rng.standard_normal(out=jumps[k])
+        rng.random(out=moves[k])
     # Contiguous per component: the arithmetic below runs faster on unit strides.
     return _Draws(
         meta=meta,
@@ -155,7 +166,24 @@ def _draw(seed: int, tids: Sequence[int], ordinals: Sequence[int]) -> _Draws:
         down=np.ascontiguousarray(uniforms[:, 1]),
         halts=halts,
         jumps=jumps,
+        moves=moves,
     )
+
+
+def _jump_moves(moves: np.ndarray, drift: np.ndarray, signal: float) -> np.ndarray:
+    """Compound-Poisson log jumps per minute: symmetric and i.i.d. at ``signal == 0``.
+
+    With a signal, a strong planted drift makes jumps likelier and tilts their direction
+    along it: a squeeze on a runner's morning, a dump on a fader's.
+    """
+    occurs, direction, size = moves[:, 0], moves[:, 1], moves[:, 2]
+    magnitude = -JUMP_MEAN * np.log1p(-size)
+    if not signal:
+        return np.where(occurs < JUMP_RATE, np.where(direction < 0.5, magnitude, -magnitude), 0.0)
+    strength = drift / DRIFT_UNIT
+    rate = JUMP_RATE * (1.0 + np.minimum(np.abs(strength), 2.0))
+    up = 0.5 * (1.0 + np.tanh(JUMP_TILT * strength))
+    return np.where(occurs < rate, np.where(direction < up, magnitude, -magnitude), 0.0)
 
 
 def choose_pattern(quality: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -226,6 +254,8 @@ def gap_sessions(
     step = draws.returns
     step *= SIGMA
     step *= mix
+    step += np.where(inside, _FADE_STEP, 0.0)
+    step += np.where(inside, _jump_moves(draws.moves, drift, signal), 0.0)
     if signal:
         step += drift
     halts = _halts(draws, drift, session_end, signal)
@@ -340,12 +370,14 @@ class GapAfterHours:
 def gap_after_hours(
     seed: int, tid: int, ordinal: int, latent_close: float, halt_spill: int, minutes: int
 ) -> GapAfterHours:
-    """The walk continues after the close with the same law and no drift."""
+    """The walk continues after the close with the same law, without fade or planted drift."""
     rng = Streams(seed, Purpose.GAP_AFTER_HOURS).at(tid, ordinal)
     normals = rng.standard_normal((2, minutes))
     uniforms = rng.random((3, minutes))
+    moves = rng.random((1, 3, minutes))
     mix = np.exp(KAPPA * normals[1] - KAPPA**2)
-    latent = latent_close + np.concatenate([[0.0], np.cumsum(SIGMA * normals[0] * mix)])
+    step = SIGMA * normals[0] * mix + _jump_moves(moves, np.zeros((1, minutes)), 0.0)[0]
+    latent = latent_close + np.concatenate([[0.0], np.cumsum(step)])
     open_rel, close_rel = latent[:-1], latent[1:]
     index = np.arange(minutes)
     present = np.where(index < AFTER_HOURS_FULL_MINUTES, True, uniforms[2] < AFTER_HOURS_PRESENCE)

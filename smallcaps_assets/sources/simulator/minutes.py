@@ -53,6 +53,7 @@ _PRE_COLUMNS: Final = slice(0, PREMARKET_MINUTES)
 _REGULAR_COLUMNS: Final = slice(PREMARKET_MINUTES, PREMARKET_MINUTES + FULL_SESSION_MINUTES)
 _POST_COLUMNS: Final = slice(PREMARKET_MINUTES + FULL_SESSION_MINUTES, _DAY_MINUTES)
 _NO_NEWS: Final = -2  # news minute code: none that day (-1 = the evening before)
+GAP_OPEN_VOLUME: Final = 6.0  # gap days: extra volume intensity at the open, decaying in 30 min
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,6 +249,10 @@ class MinuteEngine:
         ):
             array[gap_idx] = to_ticks(o * np.exp(rel))
         part.active[gap_idx] = law.present
+        # Gappers trade a quarter of the session's volume in its first half hour.
+        j = np.arange(part.weight.shape[1])[None, :]
+        closing = np.exp(-np.maximum(day.regular_minutes[gap_idx, None] - 1 - j, 0) / 20.0)
+        part.weight[gap_idx] = 1.0 + GAP_OPEN_VOLUME * np.exp(-j / 30.0) + 1.5 * closing
         part.weight[gap_idx] *= 1.0 + 1.5 * np.abs(law.drift) / DRIFT_UNIT
         return part, law
 

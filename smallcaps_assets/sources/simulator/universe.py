@@ -407,12 +407,12 @@ def _ticker_traits(seed: int, tid: int, sessions: Sessions, taken: set[str]) -> 
         drift = -0.0006 - 0.0008 * u[9]
         turnover = 0.002 * math.exp(0.6 * rng.standard_normal())
     else:
-        base_vol = _log_uniform(u[6], 0.02, 0.055) * (1.15 if bio else 1.0)
-        high = 15.0 if kind == Kind.CS else 12.0
-        price = _log_uniform(u[7], 0.9, high)
+        base_vol = _log_uniform(u[6], 0.011, 0.042) * (1.15 if bio else 1.0)
+        high = 70.0 if kind == Kind.CS else 30.0
+        price = _log_uniform(u[7], 6.0, high)
         shares = _log_uniform(u[8], 4e6, 1.4e8)
         # Small caps bleed on average (dilution, cash burn); some drift up.
-        drift = -0.0009 + 0.0016 * u[9]
+        drift = -0.0004 + 0.0012 * u[9]
         turnover = 0.009 * math.exp(0.7 * rng.standard_normal())
     if kind == Kind.CS:
         catalyst_rate = _log_uniform(u[13], 0.008, 0.025) * (1.3 if bio else 1.0)

@@ -1,6 +1,6 @@
 """Walk-forward models: design matrix, LightGBM and CatBoost fits, a capped blend, metrics.
 
-Target: the take-profit barrier is hit first (``label == 1``). Only events with a complete
+Target: the barrier trade exits above its entry (``label == 1``, see core/labels.py). Only events with a complete
 label path are used. Categorical features (pattern, exchange, sector) are native categoricals
 in both libraries. Nothing here touches MLflow or Dagster.
 """

@@ -172,7 +172,7 @@ def calibration_png(y: Any, p: Any) -> bytes:
         ax.plot([0, top], [0, top], "--", color="grey")
         ax.plot(mean_p, mean_y, "o-")
         ax.set_xlabel("mean predicted")
-        ax.set_ylabel("observed take-profit-first rate")
+        ax.set_ylabel("observed winning-trade rate")
         ax.set_title("Calibration (test month, score deciles)")
 
     return render_png(draw, figsize=(6, 4), dpi=90)

@@ -637,7 +637,8 @@ def _build_labels(inputs: RunInputs, day: dt.date) -> DayOutput:
         metadata={
             "events": frame.height,
             "labelled": complete.height,
-            "take_profit_first": int(complete.get_column("label").sum() or 0),
+            "winning": int(complete.get_column("label").sum() or 0),
+            "take_profit_first": int((complete.get_column("exit_reason") == "take_profit").sum()),
             "mean_ret": float(complete.get_column("ret").mean() or 0.0),
             "exit_reasons": dg.MetadataValue.json({str(r): int(n) for r, n in reasons.iter_rows()}),
         },
@@ -680,7 +681,8 @@ EVENT_DATASETS: list[ProcessedDataset] = [
         "events",
         "Triple-barrier labels of D's events (take profit +15%, stop -10%, timeout 15 minutes; "
         "entry at the next bar's open, stop first inside one bar, gaps fill at the open, halts "
-        "explicit) with exit time, reason, return and 5/15-minute forward returns.",
+        "explicit) with exit time, reason, return and 5/15-minute forward returns; label 1 when the "
+        "trade exits above its entry.",
         _build_labels,
         event_schemas.LABELS_MODEL,
         deps=[_same(["features", "events"]), _same([LAYER, "minute_bars"])],
@@ -689,7 +691,7 @@ EVENT_DATASETS: list[ProcessedDataset] = [
         meaning_checks={
             "labels_cover_events": "Every event of the session has exactly one label row.",
         },
-        monthly={"labelled": "sum", "take_profit_first": "sum"},
+        monthly={"labelled": "sum", "winning": "sum", "take_profit_first": "sum"},
     ),
 ]
 

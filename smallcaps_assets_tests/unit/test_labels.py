@@ -98,6 +98,15 @@ def test_timeout_exits_at_the_last_close_of_the_horizon():
     assert row["exit_price"] == pytest.approx(closes[15])  # the 09:45 bar's close
     assert row["fwd_ret_5m"] == pytest.approx(closes[5] / 10.0 - 1)
     assert row["fwd_ret_15m"] == pytest.approx(closes[15] / 10.0 - 1)
+    assert row["label"] == 1  # a timeout above the entry is a winning trade
+
+
+def test_a_timeout_below_the_entry_is_a_losing_trade():
+    closes = [10.0] + [10.0 - 0.01 * i for i in range(1, 25)]
+    row = label(bars_from(closes))
+    assert row["exit_reason"] == "timeout"
+    assert row["ret"] < 0
+    assert row["label"] == 0
 
 
 def test_halted_at_the_horizon_exits_at_the_resumption_open():

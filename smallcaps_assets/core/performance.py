@@ -18,6 +18,7 @@ __all__ = [
     "expectancy",
     "expectancy_t",
     "max_drawdown",
+    "mean_difference_t",
     "percentile_loss",
     "profit_factor",
     "sharpe",
@@ -41,6 +42,18 @@ def expectancy_t(pnl: Sequence[float]) -> tuple[float, float, float]:
     se = float(values.std(ddof=1) / math.sqrt(values.size))
     mean = float(values.mean())
     return mean, se, mean / se if se > 0 else float("nan")
+
+
+def mean_difference_t(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Difference of mean P&L per trade (``a`` minus ``b``), its Welch standard error and t:
+    whether a selection of trades is distinguishable from another set, trades independent.
+    NaNs when either side has fewer than two trades; t is NaN without variation."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < 2 or y.size < 2:
+        return float("nan"), float("nan"), float("nan")
+    diff = float(x.mean() - y.mean())
+    se = math.sqrt(float(x.var(ddof=1)) / x.size + float(y.var(ddof=1)) / y.size)
+    return diff, se, diff / se if se > 0 else float("nan")
 
 
 def profit_factor(pnl: Sequence[float]) -> float:

@@ -66,12 +66,17 @@ class BacktestSettingsResource(dg.ConfigurableResource):  # type: ignore[type-ar
         )
 
 
-def _month_candidates(store: DataStore, month: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Selected predictions of the month with their fills, sizing inputs and the minute bars."""
+def _month_candidates(
+    store: DataStore, month: dt.date, *, selected_only: bool = True
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Selected predictions of the month (every event of the month without ``selected_only``:
+    the no-skill baseline) with their fills, sizing inputs and the minute bars."""
     sessions = [d.isoformat() for d in walkforward.windows_for(month).test.sessions()]
     days = [d for d in sessions if store.exists("labels", "events", d)]
     keys = ["ticker", "ts", "pattern"]
-    predictions = store.read("ml", "predictions", month).filter(pl.col("selected"))
+    predictions = store.read("ml", "predictions", month)
+    if selected_only:
+        predictions = predictions.filter(pl.col("selected"))
     labels = store.read_many("labels", "events", days)
     features = store.read_many("features", "events", days).select(
         *keys, "atr_pct_14", "spread_est", "ssr_active"
@@ -93,6 +98,19 @@ def _month_candidates(store: DataStore, month: dt.date) -> tuple[pl.DataFrame, p
         )
     )
     return candidates, bars
+
+
+def no_skill_trades(store: DataStore, rules: backtest.RiskRules, costs: CostModel) -> pl.DataFrame:
+    """Every month's trades when *every* out-of-sample event is a candidate, under the same
+    rules and costs as the model's selection: what trading without skill earns."""
+    months = [dt.date.fromisoformat(m) for m in store.partitions("ml", "predictions")]
+    trades = [
+        backtest.run_backtest(
+            _month_candidates(store, m, selected_only=False)[0], rules, costs
+        ).trades
+        for m in months
+    ]
+    return pl.concat(trades) if trades else pl.DataFrame(schema=backtest.TRADES_SCHEMA)
 
 
 def fills_outside_bars(trades: pl.DataFrame, bars: pl.DataFrame) -> int:

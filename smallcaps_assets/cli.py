@@ -660,6 +660,23 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_realism(args: argparse.Namespace) -> int:
+    """Stylized facts of a data root's stored processed bars beside real small-cap ranges,
+    read straight from the partitions (no Dagster run)."""
+    from smallcaps_assets.core.storage import DataStore
+    from smallcaps_assets.research.market_realism import measure_data_root, report_text
+
+    root = args.data_dir or settings.data_root()
+    if "://" not in root:
+        root = str(Path(root).expanduser().resolve())
+    try:
+        report = measure_data_root(DataStore(root), args.start, args.end)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    print(report_text(report, root))
+    return 1 if args.strict and report.outside else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smallcaps", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -711,6 +728,23 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--max-rows", type=int, default=40)
     sql.set_defaults(func=cmd_sql)
+
+    realism = sub.add_parser(
+        "realism",
+        help="stylized facts of a data root (gaps, volatility, gap-day fade, intraday volume, "
+        "high of day) beside real small-cap ranges",
+    )
+    realism.add_argument(
+        "--data-dir", default=None, help="data root (default ./data or $SMALLCAPS_DATA_DIR)"
+    )
+    realism.add_argument("--start", type=_iso_date, default=None, help="first session")
+    realism.add_argument("--end", type=_iso_date, default=None, help="last session")
+    realism.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a fact with enough observations is outside its real range",
+    )
+    realism.set_defaults(func=cmd_realism)
     return parser
 
 

@@ -31,6 +31,7 @@ from smallcaps_assets.defs.raw import (
     raw_assets,
     raw_minute_bars_asset,
 )
+from smallcaps_assets.defs.realism import market_realism
 from smallcaps_assets.defs.resources import (
     DataStoreResource,
     MarketDataResource,
@@ -79,6 +80,7 @@ defs = dg.Definitions(
             *model_assets,
             *backtest_assets,
             research_watchlist,
+            market_realism,
             *catalog_assets,
         ]
     ],

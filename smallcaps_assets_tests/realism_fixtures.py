@@ -160,3 +160,17 @@ def gap_day_minute_bars(planted: pl.DataFrame, k: Knobs) -> pl.DataFrame:
         )
         .select("ticker", "date", "ts_et", "session", "high", "volume", "halt_resumption")
     )
+
+
+def write_processed(root: str, market: HandBuiltMarket) -> list[dt.date]:
+    """Store the market as a data root's ``processed/daily_bars`` and ``processed/minute_bars``
+    partitions (only the columns realism reads); returns the sessions written."""
+    from smallcaps_assets.core.storage import DataStore
+
+    store = DataStore(root)
+    days: list[dt.date] = sorted(market.daily.get_column("date").unique().to_list())
+    for (day,), bars in market.daily.group_by("date"):
+        store.write("processed", "daily_bars", day, bars.sort("ticker"))  # type: ignore[arg-type]
+    for (day,), bars in market.minutes.group_by("date"):
+        store.write("processed", "minute_bars", day, bars)  # type: ignore[arg-type]
+    return days

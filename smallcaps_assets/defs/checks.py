@@ -86,7 +86,11 @@ class PartitionChecks:
 
 
 def _to_result(
-    asset_key: dg.AssetKey, name: str, report: CheckReport, partitions: list[str]
+    asset_key: dg.AssetKey,
+    name: str,
+    report: CheckReport,
+    partitions: list[str],
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
     metadata: dict[str, dg.RawMetadataValue] = {
         "rows_checked": report.rows_checked,
@@ -110,24 +114,39 @@ def _to_result(
         asset_key=asset_key,
         check_name=name,
         passed=report.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=severity,
         metadata=metadata,
     )
 
 
 class NamedChecks:
     """Blocking checks with free names (schema, point in time, meaning checks), reported once per
-    run over every partition the run wrote."""
+    run over every partition the run wrote.
 
-    def __init__(self, asset_key: dg.AssetKey, descriptions: dict[str, str]) -> None:
+    Names in ``warnings`` are advisory instead: not blocking, WARN severity when they fail (a
+    report's finding, e.g. a market outside real ranges, must never hold anything back)."""
+
+    def __init__(
+        self,
+        asset_key: dg.AssetKey,
+        descriptions: dict[str, str],
+        *,
+        warnings: frozenset[str] = frozenset(),
+    ) -> None:
+        unknown = warnings - set(descriptions)
+        if unknown:
+            raise KeyError(f"warning checks {sorted(unknown)} have no description")
         self.asset_key = asset_key
         self.descriptions = descriptions
+        self.warnings = warnings
         self.reports = {name: CheckReport() for name in descriptions}
         self.partitions: list[str] = []
 
     def specs(self) -> list[dg.AssetCheckSpec]:
         return [
-            dg.AssetCheckSpec(name, asset=self.asset_key, blocking=True, description=text)
+            dg.AssetCheckSpec(
+                name, asset=self.asset_key, blocking=name not in self.warnings, description=text
+            )
             for name, text in self.descriptions.items()
         ]
 
@@ -143,6 +162,14 @@ class NamedChecks:
 
     def results(self) -> list[dg.AssetCheckResult]:
         return [
-            _to_result(self.asset_key, name, report, self.partitions)
+            _to_result(
+                self.asset_key,
+                name,
+                report,
+                self.partitions,
+                dg.AssetCheckSeverity.WARN
+                if name in self.warnings
+                else dg.AssetCheckSeverity.ERROR,
+            )
             for name, report in self.reports.items()
         ]

@@ -25,6 +25,7 @@ __all__ = [
     "measure_data_root",
     "measure_simulated_market",
     "read_stored_inputs",
+    "report_text",
     "simulated_daily_bars",
     "simulated_gap_day_minutes",
 ]
@@ -99,6 +100,33 @@ def measure_data_root(
     return realism.measure_realism(
         inputs.daily_bars, inputs.minute_bars, rules=rules, minimums=minimums
     )
+
+
+def report_text(report: realism.RealismReport, source: str) -> str:
+    """The report as the CLI prints it: where and when, the fact table, the verdict counts."""
+    days = report.samples.ticker_days.get_column("date")
+    window = (
+        f"{report.first_day} … {report.last_day}, {days.n_unique()} sessions"
+        if report.first_day is not None
+        else "no ticker-day passed the sample filter"
+    )
+    statuses = report.facts.get_column("status")
+    judged = {s: int((statuses == s).sum()) for s in ("inside", "outside", "insufficient")}
+    lines = [
+        f"market realism of {source} ({window})",
+        "sample: previous close $0.50-$20 (D's share basis), high > low, close x volume >= $100k;"
+        " gap day: open >= previous close +10 %",
+        "",
+        realism.facts_text(report.facts),
+        "",
+        f"real ranges: {realism.REAL_RANGES_SOURCE}; opening/premarket volume from issue 15's "
+        "description; time of the high of day is a loose prior",
+        f"{judged['inside']} inside, {judged['outside']} outside, {judged['insufficient']} "
+        "insufficient (too few observations to judge)",
+    ]
+    if report.outside:
+        lines.append("outside: " + ", ".join(report.outside))
+    return "\n".join(lines)
 
 
 # -- the simulated market -------------------------------------------------------------------------

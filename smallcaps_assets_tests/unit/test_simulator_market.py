@@ -165,8 +165,14 @@ def test_only_listed_names_trade_and_listing_windows_are_respected():
     assert (delisted["last"] < delisted["delist_date"]).all()
 
 
+# Splits are rare events (a few a year per hundred names): a longer, wider market has some.
+WITH_SPLITS = SimConfig(
+    seed=11, n_tickers=300, history_start=date(2019, 1, 2), history_end=date(2023, 12, 29)
+)
+
+
 def test_adjusted_history_has_no_split_jumps_but_unadjusted_does():
-    m = market()
+    m = market(WITH_SPLITS)
     splits = m.panel.splits
     assert len(splits) > 0
     for tid, t, split_from, split_to in list(

@@ -3,7 +3,7 @@
 The leakage canary downstream needs the regular session of a gap day to be unpredictable from
 anything observable before it when ``signal == 0``. These tests pin that down structurally
 (the session law ignores everything about the ticker and the day) and statistically (a score
-built from the morning's observables does not rank take-profit-first events at signal 0, and
+built from the morning's observables does not rank winning barrier trades at signal 0, and
 clearly does at signal 1).
 """
 
@@ -20,7 +20,14 @@ from smallcaps_assets.core.universe import UniverseRules
 from smallcaps_assets.sources.simulator import SimConfig, SimulatedMarket
 from smallcaps_assets.sources.simulator.config import GAP_REGIME_THRESHOLD
 from smallcaps_assets.sources.simulator.daily import Catalyst
-from smallcaps_assets.sources.simulator.gapsession import EXCURSION, KAPPA, SIGMA, gap_sessions
+from smallcaps_assets.sources.simulator.gapsession import (
+    EXCURSION,
+    JUMP_MEAN,
+    JUMP_RATE,
+    KAPPA,
+    SIGMA,
+    gap_sessions,
+)
 
 WINDOW = (date(2022, 1, 3), date(2023, 12, 29))
 POSITIVE = [
@@ -58,10 +65,12 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
 
 @lru_cache(maxsize=2)
 def events(signal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Triple-barrier events on gap-up days: (observable score, minutes since open, TP first).
+    """Triple-barrier events on gap-up days: (observable score, minutes since open, the trade
+    wins).
 
     Entries every 10 minutes in the first two hours at the bar close; +15% take profit, -10%
-    stop, 15-minute timeout, judged on minute highs and lows, the stop winning ties.
+    stop, 15-minute timeout, judged on minute highs and lows, the stop winning ties; a trade
+    wins when it exits above its entry (the project's label, core/labels.py).
     """
     m = market(signal)
     panel, sessions, gaps = m.panel, m.sessions, m.panel.gaps
@@ -109,9 +118,13 @@ def events(signal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             down = np.flatnonzero(low[window] <= close[i] * 0.90)
             first_up = up[0] if len(up) else np.inf
             first_down = down[0] if len(down) else np.inf
+            if first_up == first_down == np.inf:
+                wins = bool(close[window][-1] > close[i]) if window.any() else False
+            else:
+                wins = bool(first_up < first_down)
             scores.append(day_score[k])
             minutes.append(entry)
-            labels.append(first_up < first_down)
+            labels.append(wins)
     return np.array(scores), np.array(minutes), np.array(labels)
 
 
@@ -139,10 +152,13 @@ def test_at_signal_zero_minute_returns_share_one_law_across_names_and_the_clock(
     )  # fmt: skip
     steps = law.close_rel - law.open_rel  # each bar's own log return
     inside = law.present
-    assert np.std(steps[inside]) == pytest.approx(SIGMA, rel=0.03)
+    # Diffusion plus compound-Poisson jumps of exponential size: Var = SIGMA^2 + rate * 2 mean^2.
+    expected = np.sqrt(SIGMA**2 + JUMP_RATE * 2 * JUMP_MEAN**2)
+    assert np.std(steps[inside]) == pytest.approx(expected, rel=0.08)
     morning = steps[:, :60][inside[:, :60]]
     afternoon = steps[:, 300:360][inside[:, 300:360]]
-    assert np.std(morning) / np.std(afternoon) == pytest.approx(1.0, abs=0.05)
+    assert np.std(morning) / np.std(afternoon) == pytest.approx(1.0, abs=0.12)
+    assert np.mean(morning) == pytest.approx(np.mean(afternoon), abs=3e-4)
     ranges = (law.high_rel - np.maximum(law.open_rel, law.close_rel))[law.present]
     # E[exponential] * E[exp(KAPPA * Z - KAPPA^2)] = exp(-KAPPA^2 / 2)
     assert np.mean(ranges) == pytest.approx(EXCURSION * np.exp(-(KAPPA**2) / 2), rel=0.05)
@@ -153,22 +169,22 @@ def test_at_signal_zero_minute_returns_share_one_law_across_names_and_the_clock(
     assert abs(np.corrcoef(realized, np.abs(gaps.gap[rows]))[0, 1]) < 0.1
 
 
-def test_at_signal_zero_the_morning_observables_do_not_rank_take_profit_first():
+def test_at_signal_zero_the_morning_observables_do_not_rank_winning_trades():
     scores, minutes, labels = events(0.0)
     assert labels.sum() > 300
     print(
-        f"signal 0: {len(labels)} events, take-profit first {labels.mean():.1%}, AUC {auc(scores, labels):.3f}"
+        f"signal 0: {len(labels)} events, winning {labels.mean():.1%}, AUC {auc(scores, labels):.3f}"
     )
     assert auc(scores, labels) == pytest.approx(0.5, abs=0.03)
     assert auc(minutes.astype(float), labels) == pytest.approx(0.5, abs=0.03)
 
 
-def test_at_signal_one_the_same_observables_rank_take_profit_first():
+def test_at_signal_one_the_same_observables_rank_winning_trades():
     scores, _, labels = events(1.0)
     print(
-        f"signal 1: {len(labels)} events, take-profit first {labels.mean():.1%}, AUC {auc(scores, labels):.3f}"
+        f"signal 1: {len(labels)} events, winning {labels.mean():.1%}, AUC {auc(scores, labels):.3f}"
     )
-    assert auc(scores, labels) > 0.56
+    assert auc(scores, labels) > 0.55
 
 
 def test_every_reported_gap_of_ten_percent_runs_under_the_session_law():

@@ -31,7 +31,7 @@ offering in the previous 60 sessions, and ``eta`` is unobservable noise.
 
 Unadjusted prices are the economic price times the cumulative split factor. Reverse splits
 come after 25 sessions under $1 (executed 10-35 sessions later, to a $3-8 price); forward splits
-after 60 sessions above $100. Prices are stored as integer ten-thousandths of a dollar.
+after 60 sessions above $150. Prices are stored as integer ten-thousandths of a dollar.
 """
 
 from __future__ import annotations
@@ -783,7 +783,7 @@ def _split_schedule(
     for draw in draws:
         window = price[t:end] * factor
         below = _first_run_end(window < 1.0, 25) if reverse else -1
-        above = _first_run_end(window > 100.0, 60)
+        above = _first_run_end(window > 150.0, 60)
         candidates = [x for x in (below, above) if x >= 0]
         if not candidates:
             break

@@ -341,6 +341,9 @@ def build_universe(seed: int, n_tickers: int, sessions: Sessions) -> Universe:
     )
 
 
+PENNY_SHARE = 0.2
+
+
 def _log_uniform(u: float, low: float, high: float) -> float:
     return math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
 
@@ -408,11 +411,14 @@ def _ticker_traits(seed: int, tid: int, sessions: Sessions, taken: set[str]) -> 
         turnover = 0.002 * math.exp(0.6 * rng.standard_normal())
     else:
         base_vol = _log_uniform(u[6], 0.011, 0.042) * (1.15 if bio else 1.0)
-        high = 70.0 if kind == Kind.CS else 30.0
-        price = _log_uniform(u[7], 6.0, high)
+        high = 60.0 if kind == Kind.CS else 25.0
+        # Most small caps trade at a few dollars to a few tens; a fifth are penny names that
+        # drift under $1 and reverse split (the band's median close is then ~$9, as measured).
+        penny = kind == Kind.CS and u[30] < PENNY_SHARE
+        price = _log_uniform(u[7], 0.4, 2.5) if penny else _log_uniform(u[7], 9.0, high)
         shares = _log_uniform(u[8], 4e6, 1.4e8)
         # Small caps bleed on average (dilution, cash burn); some drift up.
-        drift = -0.0004 + 0.0012 * u[9]
+        drift = -0.0005 + 0.0011 * u[9]
         turnover = 0.009 * math.exp(0.7 * rng.standard_normal())
     if kind == Kind.CS:
         catalyst_rate = _log_uniform(u[13], 0.008, 0.025) * (1.3 if bio else 1.0)

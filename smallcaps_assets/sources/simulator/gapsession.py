@@ -56,7 +56,7 @@ from smallcaps_assets.sources.simulator.rng import Purpose, Streams
 SIGMA: Final = 0.0041  # standard deviation of a one-minute diffusive log return
 EXCURSION: Final = 0.0016  # scale of the intra-minute high/low excursions
 KAPPA: Final = 0.5  # log-normal scale mixing: fat tails shared by return and range
-FADE_PER_SESSION: Final = 0.037  # constant log drift a session: gappers fade
+FADE_PER_SESSION: Final = 0.0385  # constant log drift a session: gappers fade
 JUMP_RATE: Final = 1.1 / 390  # jumps per regular minute (about one a session)
 JUMP_MEAN: Final = 0.055  # mean absolute log size of a jump (exponential)
 DRIFT_UNIT: Final = 0.0019  # A: log drift per minute of a unit-strength pattern at signal 1

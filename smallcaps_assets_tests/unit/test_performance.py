@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pytest
 
 from smallcaps_assets.core.performance import (
@@ -55,3 +56,22 @@ def test_expectancy_t_is_the_mean_over_its_standard_error():
     assert t == pytest.approx(2.0 / (math.sqrt(2 / 3) / 2))
     assert all(math.isnan(x) for x in expectancy_t([5.0]))
     assert math.isnan(expectancy_t([1.0, 1.0])[2])
+
+
+def test_mean_difference_t_matches_welch_and_flags_a_real_edge():
+    from scipy import stats
+
+    from smallcaps_assets.core.performance import mean_difference_t
+
+    rng = np.random.default_rng(3)
+    baseline = rng.normal(-10.0, 50.0, 2_000)
+    same = rng.normal(-10.0, 50.0, 300)
+    edge = rng.normal(15.0, 50.0, 300)
+    diff, se, t = mean_difference_t(same, baseline)
+    assert se > 0
+    welch = stats.ttest_ind(same, baseline, equal_var=False)
+    assert t == pytest.approx(welch.statistic)
+    assert diff == pytest.approx(same.mean() - baseline.mean())
+    assert abs(t) < 2
+    assert mean_difference_t(edge, baseline)[2] > 5
+    assert all(np.isnan(mean_difference_t([1.0], baseline)))

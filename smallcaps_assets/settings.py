@@ -11,10 +11,13 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 API_KEY_ENV = "POLYGON_API_KEY"
 DATA_DIR_ENV = "SMALLCAPS_DATA_DIR"
 MLRUNS_DIR_ENV = "SMALLCAPS_MLRUNS_DIR"
+LOCAL_BARS_ENV = "SMALLCAPS_LOCAL_BARS"
+LOCAL_TIMEZONE_ENV = "SMALLCAPS_LOCAL_TIMEZONE"
 SOURCE_FILE = "source.json"
 
 
@@ -41,6 +44,38 @@ def mlruns_root() -> Path:
 def polygon_api_key() -> str | None:
     key = os.environ.get(API_KEY_ENV, "").strip()
     return key or None
+
+
+@dataclass(frozen=True)
+class LocalBarsSettings:
+    """The folder of the user's own bar files a data root is built from (``source.json``), and
+    the timezone of its naive timestamps."""
+
+    path: str
+    timezone: str = "America/New_York"
+
+    def to_json(self) -> str:
+        return json.dumps({"source": "local", "local": asdict(self)}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> LocalBarsSettings:
+        payload = json.loads(text)["local"]
+        return cls(path=str(payload["path"]), timezone=str(payload["timezone"]))
+
+
+def local_bars() -> LocalBarsSettings | None:
+    """``SMALLCAPS_LOCAL_BARS`` (resolved to an absolute path) and ``SMALLCAPS_LOCAL_TIMEZONE``."""
+    folder = os.environ.get(LOCAL_BARS_ENV, "").strip()
+    if not folder:
+        return None
+    timezone = os.environ.get(LOCAL_TIMEZONE_ENV, "").strip() or LocalBarsSettings.timezone
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"{LOCAL_TIMEZONE_ENV}={timezone!r} is not an IANA timezone (e.g. America/New_York)"
+        ) from exc
+    return LocalBarsSettings(str(Path(folder).expanduser().resolve()), timezone)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ concurrent runs do not multiply the load on the API.
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import dagster as dg
 import pandera.polars as pa
@@ -34,6 +35,14 @@ SESSIONS_IN_FLIGHT = 4
 Fetch = Callable[[PolygonClient, dt.date, DataStore], Awaitable[pl.DataFrame]]
 
 
+class PriceCappedFetch(Protocol):
+    """A fetch that selects names by previous close (``RawDataset.price_capped``)."""
+
+    def __call__(
+        self, client: PolygonClient, day: dt.date, store: DataStore, *, price_cap: float | None
+    ) -> Awaitable[pl.DataFrame]: ...
+
+
 @dataclass(frozen=True)
 class RawDataset:
     name: str
@@ -48,6 +57,8 @@ class RawDataset:
     allowed_days: Callable[[dt.date], list[dt.date]] | None = None
     # Raw by key (what the source said, immutable) but grouped with the layer it follows.
     group: str = LAYER
+    # The fetch takes ``price_cap``: the source's previous-close cap on the names it asks about.
+    price_capped: bool = False
 
     def days_in_partition(self, session: dt.date) -> list[dt.date]:
         if self.allowed_days is not None:
@@ -96,9 +107,13 @@ async def _previous_closes(client: PolygonClient, day: dt.date, store: DataStore
 
 
 async def _fetch_ticker_details(
-    client: PolygonClient, day: dt.date, store: DataStore
+    client: PolygonClient,
+    day: dt.date,
+    store: DataStore,
+    *,
+    price_cap: float | None = UniverseRules.price_max,
 ) -> pl.DataFrame:
-    rules = UniverseRules()
+    """Details of D's listed common stocks with a D-1 close, up to ``price_cap`` (None: all)."""
     if store.exists(LAYER, "tickers", day):
         tickers = store.read(LAYER, "tickers", day)
     else:
@@ -109,7 +124,7 @@ async def _fetch_ticker_details(
             pl.col("active") & (pl.col("type") == COMMON_STOCK) & (pl.col("market") == "stocks")
         )
         .join(closes, on="ticker", how="inner")
-        .filter(pl.col("previous_close") <= rules.price_max)
+        .filter(pl.lit(price_cap is None) | (pl.col("previous_close") <= (price_cap or 0.0)))
         .get_column("ticker")
         .unique()
         .sort()
@@ -231,6 +246,7 @@ RAW_DATASETS: list[RawDataset] = [
         _fetch_ticker_details,
         time_column="as_of",
         deps=[dg.AssetDep(dg.AssetKey([LAYER, "tickers"])), _previous_session_bars],
+        price_capped=True,
     ),
     RawDataset(
         "splits", "Splits executing on the session.", _fetch_splits, time_column="execution_date"
@@ -318,12 +334,18 @@ def materialize_raw(
     checks = PartitionChecks(dataset.key, dataset.model, date_column=dataset.time_column, tz=tz)
     outcomes: dict[str, int] = {}
     total_rows = 0
+    # Local files are validated here, so a bad one fails the run before any partition is written.
+    market.check_sessions(store, days)
+    fetch: Fetch = dataset.fetch
+    if dataset.price_capped:
+        capped = cast(PriceCappedFetch, dataset.fetch)
+        fetch = functools.partial(capped, price_cap=market.details_price_cap())
 
     async def fetch_all() -> dict[str, int]:
         nonlocal total_rows
         async with market.client(store) as client:
             async for day, frame in _bounded(
-                days, lambda d: dataset.fetch(client, d, store), SESSIONS_IN_FLIGHT
+                days, lambda d: fetch(client, d, store), SESSIONS_IN_FLIGHT
             ):
                 report = store.write_immutable(
                     LAYER, dataset.name, day, frame, ingested_at=ingested_at

@@ -1,11 +1,14 @@
-"""Resources: the data store and the market-data client (real Polygon or the simulated market)."""
+"""Resources: the data store and the market-data client (Polygon, local files or the simulated
+market)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import httpx
@@ -14,8 +17,13 @@ from smallcaps_assets import settings
 from smallcaps_assets.core.labels import BarrierRules
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.universe import UniverseRules
-from smallcaps_assets.settings import SOURCE_FILE, SimulatorSettings
+from smallcaps_assets.settings import SOURCE_FILE, LocalBarsSettings, SimulatorSettings
 from smallcaps_assets.sources.polygon import PolygonClient
+
+if TYPE_CHECKING:
+    from smallcaps_assets.sources.local import LocalBars
+
+Source = Literal["polygon", "local", "simulated"]
 
 log = logging.getLogger("smallcaps_assets.source")
 
@@ -37,7 +45,9 @@ class DataStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Polygon.io when ``POLYGON_API_KEY`` is set, otherwise the built-in simulated market.
+    """Polygon.io when ``POLYGON_API_KEY`` is set, the user's bar files when
+    ``SMALLCAPS_LOCAL_BARS`` names a folder (docs/local-files.md), otherwise the built-in
+    simulated market. Both set is refused: a data root holds one source.
 
     The key is read from the environment when a client is built and is never part of this
     resource's config, so it cannot leak into run config, metadata or the UI.
@@ -48,18 +58,53 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     requests_per_second: float | None = None
     max_retries: int = 6
 
+    def source(self) -> Source:
+        local = settings.local_bars()
+        if settings.polygon_api_key() is not None:
+            if local is not None:
+                raise SourceMismatchError(
+                    f"both POLYGON_API_KEY and {settings.LOCAL_BARS_ENV} are set; a data root holds "
+                    "one source, so unset one of them"
+                )
+            return "polygon"
+        return "local" if local is not None else "simulated"
+
     def is_simulated(self) -> bool:
-        return settings.polygon_api_key() is None
+        return self.source() == "simulated"
 
     def source_label(self, store: DataStore) -> str:
-        if not self.is_simulated():
+        source = self.source()
+        if source == "polygon":
             return "polygon"
+        if source == "local":
+            return f"local({_local_settings().path})"
         sim = simulator_settings(store)
         return f"simulated(seed={sim.seed}, tickers={sim.n_tickers}, signal={sim.signal})"
 
+    def check_sessions(self, store: DataStore, sessions: list[dt.date]) -> None:
+        """Refuse bad input before a raw run writes anything: the local source reads and
+        validates now the files that serve these sessions (and the one before the first);
+        the network sources have nothing to check up front."""
+        if self.source() != "local" or not sessions:
+            return
+        local = _local_settings()
+        claim_for_local(store, local, dry_run=True)
+        from smallcaps_assets.core import calendar
+
+        first = calendar.previous_session(min(sessions))
+        _local_bars(local).validate([first, *sessions])
+
+    def details_price_cap(self) -> float | None:
+        """The previous close above which ``raw/ticker_details`` asks for no details: each Polygon
+        request costs quota, so only names the default screen can admit are asked. Local files
+        cost nothing, so every listed common stock is read (None) and the universe's price band
+        may be configured above the default cap."""
+        return None if self.source() == "local" else UniverseRules.price_max
+
     def client(self, store: DataStore) -> PolygonClient:
-        key = settings.polygon_api_key()
-        if key is not None:
+        source = self.source()
+        key = settings.polygon_api_key() if source == "polygon" else None
+        if source == "polygon":
             claim_for_polygon(store)
         return PolygonClient(
             api_key=key,
@@ -72,8 +117,15 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def transport(self, store: DataStore) -> httpx.AsyncBaseTransport | None:
         """None means the real network; tests override this to inject a MockTransport."""
-        if not self.is_simulated():
+        source = self.source()
+        if source == "polygon":
             return None
+        if source == "local":
+            local = _local_settings()
+            claim_for_local(store, local)
+            from smallcaps_assets.sources.local import LocalPolygonTransport
+
+            return LocalPolygonTransport(_local_bars(local))
         sim = simulator_settings(store)
         _announce_simulation(sim)
         from smallcaps_assets.sources.simulator import SimulatedPolygonTransport
@@ -106,8 +158,35 @@ def _announce_simulation(sim: SimulatorSettings) -> None:
     )
 
 
+def _local_settings() -> LocalBarsSettings:
+    local = settings.local_bars()
+    if local is None:  # only called once source() said "local"
+        raise RuntimeError(f"{settings.LOCAL_BARS_ENV} is not set")
+    return local
+
+
+@lru_cache(maxsize=4)
+def _local_bars(local: LocalBarsSettings) -> LocalBars:
+    # One index per folder and process: every run in the process shares its cached reads.
+    from smallcaps_assets.sources.local import LocalBars
+
+    log.warning(
+        "%s is set: market data comes from the LOCAL files in %s (naive timestamps read as %s)",
+        settings.LOCAL_BARS_ENV,
+        local.path,
+        local.timezone,
+    )
+    return LocalBars(local.path, local.timezone)
+
+
 class SimulatorMismatchError(ValueError):
-    pass
+    """A data root asked to mix market-data sources (or two configurations of one)."""
+
+
+# Every refused mix of sources raises this one error type (the CLI catches it by either name).
+SourceMismatchError = SimulatorMismatchError
+
+_SOURCE_NAMES = {"polygon": "Polygon.io data", "simulated": "the simulated market"}
 
 
 def _recorded_source(store: DataStore) -> str | None:
@@ -115,27 +194,62 @@ def _recorded_source(store: DataStore) -> str | None:
     return str(json.loads(text)["source"]) if text else None
 
 
+def _describe(store: DataStore, source: str) -> str:
+    if source == "local":
+        recorded = LocalBarsSettings.from_json(store.read_text(SOURCE_FILE) or "")
+        return f"local bars from {recorded.path} (timezone {recorded.timezone})"
+    return _SOURCE_NAMES.get(source, source)
+
+
 def claim_for_polygon(store: DataStore) -> None:
-    """Mark a data root as holding Polygon.io data, refusing one built from the simulator: the
-    two never mix in one root (nor the other way round: see :func:`simulator_settings`)."""
+    """Mark a data root as holding Polygon.io data, refusing one built from another source: they
+    never mix in one root (nor the other way round: see :func:`simulator_settings`)."""
     source = _recorded_source(store)
     if source is None:
         store.write_text(SOURCE_FILE, json.dumps({"source": "polygon"}, indent=2))
     elif source != "polygon":
-        raise SimulatorMismatchError(
-            f"the data root {store.root} holds the simulated market, but POLYGON_API_KEY is set; "
-            "use another data directory (SMALLCAPS_DATA_DIR) for Polygon.io data"
+        raise SourceMismatchError(
+            f"the data root {store.root} holds {_describe(store, source)}, but POLYGON_API_KEY is "
+            "set; use another data directory (SMALLCAPS_DATA_DIR) for Polygon.io data"
+        )
+
+
+def claim_for_local(store: DataStore, local: LocalBarsSettings, *, dry_run: bool = False) -> None:
+    """Mark a data root as built from the local bars in ``local.path``, refusing a root built
+    from Polygon, the simulator, another folder or another timezone (``dry_run``: only refuse)."""
+    source = _recorded_source(store)
+    if source is None:
+        if not dry_run:
+            store.write_text(SOURCE_FILE, local.to_json())
+        return
+    recorded = (
+        LocalBarsSettings.from_json(store.read_text(SOURCE_FILE) or "")
+        if source == "local"
+        else None
+    )
+    if recorded != local:
+        raise SourceMismatchError(
+            f"the data root {store.root} holds {_describe(store, source)}, but "
+            f"{settings.LOCAL_BARS_ENV} asks for local bars from {local.path} (timezone "
+            f"{local.timezone}); use another data directory (SMALLCAPS_DATA_DIR) for them"
         )
 
 
 def simulator_settings(store: DataStore) -> SimulatorSettings:
     """The simulator a data root is built from: what it was first built with (``source.json``),
     so every later run extends the same market; environment overrides must agree with it."""
-    if _recorded_source(store) == "polygon":
-        # A lost secret must not turn a real data root into a simulated one.
+    recorded_source = _recorded_source(store)
+    if recorded_source in ("polygon", "local"):
+        # A lost secret (or variable) must not turn a real data root into a simulated one.
+        setting = "POLYGON_API_KEY" if recorded_source == "polygon" else settings.LOCAL_BARS_ENV
         raise SimulatorMismatchError(
-            f"the data root {store.root} holds Polygon.io data, but POLYGON_API_KEY is not set; "
-            "set it, or use another data directory for the simulated market"
+            f"the data root {store.root} holds {_describe(store, recorded_source)}, but {setting} "
+            "is not set; set it, or use another data directory for the simulated market"
+        )
+    if settings.local_bars() is not None:
+        raise SimulatorMismatchError(
+            f"{settings.LOCAL_BARS_ENV} is set: market data comes from local files, not from the "
+            "simulated market"
         )
     recorded_text = store.read_text(SOURCE_FILE)
     recorded = SimulatorSettings.from_json(recorded_text) if recorded_text else None

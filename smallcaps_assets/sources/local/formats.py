@@ -367,7 +367,8 @@ def _from_epoch_ns(values: pl.Series, path: Path, where: Where) -> pl.Series:
             f"window_start is not a whole millisecond at {where(index)}: {ns[index]} "
             "(the flat-file layout counts nanoseconds since the epoch, UTC)",
         )
-    return pl.from_epoch(ns // _NS_PER_MS, time_unit="ms").dt.replace_time_zone("UTC")
+    stamps = pl.from_epoch(ns // _NS_PER_MS, time_unit="ms").dt.replace_time_zone("UTC")
+    return stamps.dt.cast_time_unit("ms")
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -463,14 +464,18 @@ def _drop_exact_duplicates(
     return ParsedBars(kept, exact_duplicates=frame.height - kept.height)
 
 
+def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    # Exactly the schema, whatever unit or width a reader produced: frames of different files
+    # are concatenated and must agree.
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
+
+
 def _finish(frame: pl.DataFrame, path: Path, where: Where) -> ParsedBars:
     """Checks shared by every minute reader, then one sorted frame in :data:`MINUTE_SCHEMA`."""
     _check_values(frame, path, where)
     _check_minutes(frame, path, where)
     parsed = _drop_exact_duplicates(frame, path, where, _KEY)
-    return ParsedBars(
-        parsed.frame.select(MINUTE_SCHEMA.names()).sort(_KEY), parsed.exact_duplicates
-    )
+    return ParsedBars(_conform(parsed.frame, MINUTE_SCHEMA).sort(_KEY), parsed.exact_duplicates)
 
 
 def _bar_columns(
@@ -539,9 +544,7 @@ def read_flat_days(path: Path, session: dt.date) -> ParsedBars:
     )
     _check_values(frame, path, _table_where)
     parsed = _drop_exact_duplicates(frame, path, _table_where, ["ticker"])
-    return ParsedBars(
-        parsed.frame.select(DAILY_SCHEMA.names()).sort("ticker"), parsed.exact_duplicates
-    )
+    return ParsedBars(_conform(parsed.frame, DAILY_SCHEMA).sort("ticker"), parsed.exact_duplicates)
 
 
 def _tickers(values: pl.Series, path: Path, where: Where) -> pl.Series:
@@ -760,7 +763,7 @@ def daily_from_minutes(minutes: pl.DataFrame) -> pl.DataFrame:
         )
         .filter(pl.col("open").is_not_null())
     )
-    return daily.select(pl.col(n).cast(t) for n, t in DAILY_SCHEMA.items()).sort("ticker", "date")
+    return _conform(daily, DAILY_SCHEMA).sort("ticker", "date")
 
 
 # -- reference files ------------------------------------------------------------------------------
@@ -785,7 +788,8 @@ def _dates(values: pl.Series, path: Path, label: str) -> pl.Series:
 
 
 def _unique_keys(frame: pl.DataFrame, key: list[str], path: Path) -> None:
-    repeated = frame.with_row_index("_position").filter(pl.struct(key).is_duplicated())
+    # The second occurrence is the one to point at.
+    repeated = frame.with_row_index("_position").filter(~pl.struct(key).is_first_distinct())
     if repeated.height:
         first = repeated.row(0, named=True)
         label = ", ".join(str(first[k]) for k in key)

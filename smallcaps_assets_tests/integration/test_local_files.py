@@ -565,8 +565,13 @@ def test_gme_events_and_labels(march: Month) -> None:
     assert labels.height == 4
     assert dict(labels.group_by("exit_reason").len().iter_rows()) == {"timeout": 4}
     assert labels["label"].sum() == 0
-    stored = march.read("processed", "minute_bars", "2022-04-01")
-    assert stored.height == yfinance_bars("GME").filter(pl.col("date") == GME_DAY).height
+    # Every bar of the day is stored, tagged by its offset-aware start (04:00-19:59 ET).
+    day_bars = yfinance_bars("GME").filter(pl.col("date") == GME_DAY)
+    stored = march.read("processed", "minute_bars", "2022-04-01").sort("ts")
+    assert stored.height == day_bars.height
+    assert stored["ts_et"].dt.time().to_list() == day_bars["clock"].to_list()
+    assert stored["session"].to_list() == [session_tag(c) for c in day_bars["clock"]]
+    assert set(stored["session"]) == {"pre", "regular", "post"}
 
 
 # -- one source per data root ---------------------------------------------------------------------

@@ -71,7 +71,7 @@ def built(tmp_path_factory) -> Built:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("POLYGON_API_KEY", raising=False)
         mp.setenv("SMALLCAPS_SIM_TICKERS", "120")
-        mp.setenv("SMALLCAPS_SIM_SEED", "3")
+        mp.setenv("SMALLCAPS_SIM_SEED", "52")
         raw = _run(
             root,
             [dg.AssetKey(["raw", d.name]) for d in RAW_DATASETS],
@@ -90,7 +90,7 @@ def built(tmp_path_factory) -> Built:
 def data(built: Built, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.delenv("POLYGON_API_KEY", raising=False)
     monkeypatch.setenv("SMALLCAPS_SIM_TICKERS", "120")
-    monkeypatch.setenv("SMALLCAPS_SIM_SEED", "3")
+    monkeypatch.setenv("SMALLCAPS_SIM_SEED", "52")
     copy = tmp_path / "data"
     shutil.copytree(built.root, copy)
     return copy

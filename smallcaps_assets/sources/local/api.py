@@ -17,56 +17,35 @@ into an HTTP status: a 5xx would be retried and then reported without the file's
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.sources.local.bars import LocalBars
+from smallcaps_assets.sources.rest import (
+    BASE_URL,
+    COMPARISONS,
+    BadRequest,
+    NotFound,
+    Params,
+    Reply,
+    dumps,
+    encode_cursor,
+    et_midnight_utc,
+    et_ms,
+    parse_bound,
+    parse_date,
+)
 
 __all__ = ["BASE_URL", "LocalEndpoints", "Reply"]
 
-BASE_URL: Final = "https://api.polygon.io"
-_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MS: Final = re.compile(r"^\d{1,15}$")
-_PAGING: Final = frozenset({"cursor", "apiKey", "offset"})
 _NY: Final = calendar.NY
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-
-
-class BadRequest(Exception):
-    """A parameter Polygon would refuse, or one the local source cannot honour (400)."""
-
-
-class NotFound(Exception):
-    """Unknown route or entity (404)."""
-
-
-def _dumps(payload: Any) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-
-
-def _et_ms(day: date, at: time) -> int:
-    return int(datetime.combine(day, at, tzinfo=_NY).timestamp() * 1000)
-
-
-def _et_midnight_utc(day: date) -> str:
-    moment = datetime.combine(day, time(0), tzinfo=_NY).astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _number(value: float) -> float | int:
@@ -110,7 +89,7 @@ class LocalEndpoints:
             for pattern, handler in self._routes:
                 match = pattern.fullmatch(path)
                 if match:
-                    body = handler(request_id, _Params.parse(items), **match.groupdict())
+                    body = handler(request_id, Params.parse(items), **match.groupdict())
                     return Reply(200, body.encode())
             raise NotFound
         except NotFound:
@@ -119,10 +98,10 @@ class LocalEndpoints:
                 "request_id": request_id,
                 "message": "Data not found.",
             }
-            return Reply(404, _dumps(payload).encode())
+            return Reply(404, dumps(payload).encode())
         except BadRequest as exc:
             payload = {"status": "ERROR", "request_id": request_id, "error": str(exc)}
-            return Reply(400, _dumps(payload).encode())
+            return Reply(400, dumps(payload).encode())
 
     # -- reference ------------------------------------------------------------------------------
     def _last_session(self) -> date:
@@ -164,7 +143,7 @@ class LocalEndpoints:
         if delisted is None:
             out["last_updated_utc"] = f"{day.isoformat()}T00:00:00Z"
         else:
-            out["last_updated_utc"] = out["delisted_utc"] = _et_midnight_utc(delisted)
+            out["last_updated_utc"] = out["delisted_utc"] = et_midnight_utc(delisted)
         return out
 
     @staticmethod
@@ -180,7 +159,7 @@ class LocalEndpoints:
             "last_updated_utc": f"{day.isoformat()}T00:00:00Z",
         }
 
-    def _tickers(self, request_id: str, params: _Params) -> str:
+    def _tickers(self, request_id: str, params: Params) -> str:
         day = params.day("date") or self._last_session()
         active = params.boolean("active", default=True)
         limit = params.integer("limit", default=100, low=1, high=1000)
@@ -200,7 +179,7 @@ class LocalEndpoints:
             wanted = params.text(name)
             if wanted is not None:
                 rows = [r for r in rows if r.get(column) == wanted]
-        for op, keep in _COMPARISONS.items():
+        for op, keep in COMPARISONS.items():
             bound = params.text(f"ticker.{op}")
             if bound is not None:
                 rows = [r for r in rows if keep(r["ticker"], bound)]
@@ -209,7 +188,7 @@ class LocalEndpoints:
             request_id, params, rows, limit, path="/v3/reference/tickers", count=True
         )
 
-    def _ticker_details(self, request_id: str, params: _Params, ticker: str) -> str:
+    def _ticker_details(self, request_id: str, params: Params, ticker: str) -> str:
         symbol = unquote(ticker)
         day = params.day("date") or self._last_session()
         declared = self._bars.reference_tickers().filter(pl.col("ticker") == symbol)
@@ -241,14 +220,14 @@ class LocalEndpoints:
             result["weighted_shares_outstanding"] = _number(shares)
         if "delisted_utc" in result:
             result["delisted_utc"] = result.pop("delisted_utc")
-        return _dumps({"results": result, "status": "OK", "request_id": request_id})
+        return dumps({"results": result, "status": "OK", "request_id": request_id})
 
     def _close_before(self, ticker: str, day: date) -> float | None:
         previous = calendar.previous_session(day)
         bars = self._bars.daily_bars(previous).filter(pl.col("ticker") == ticker)
         return float(bars.get_column("close")[0]) if bars.height else None
 
-    def _splits(self, request_id: str, params: _Params) -> str:
+    def _splits(self, request_id: str, params: Params) -> str:
         limit = params.integer("limit", default=10, low=1, high=1000)
         sort = params.choice("sort", "execution_date", ("execution_date", "ticker"))
         descending = params.choice("order", "desc", ("asc", "desc")) == "desc"
@@ -279,17 +258,17 @@ class LocalEndpoints:
 
     @staticmethod
     def _nothing(*, count: bool) -> Callable[..., str]:
-        def empty(request_id: str, params: _Params) -> str:
+        def empty(request_id: str, params: Params) -> str:
             payload: dict[str, Any] = {"results": [], "status": "OK", "request_id": request_id}
             if count:
                 payload["count"] = 0
-            return _dumps(payload)
+            return dumps(payload)
 
         return empty
 
     # -- bars -----------------------------------------------------------------------------------
-    def _grouped_daily(self, request_id: str, params: _Params, day: str) -> str:
-        when = _parse_date(day, "date")
+    def _grouped_daily(self, request_id: str, params: Params, day: str) -> str:
+        when = parse_date(day, "date")
         adjusted = _unadjusted(params)
         params.boolean("include_otc", default=False)  # no OTC names in local files
         bars = self._bars.daily_bars(when) if calendar.is_session(when) else None
@@ -300,16 +279,16 @@ class LocalEndpoints:
             "adjusted": adjusted,
         }
         if bars is None or count == 0:
-            return _dumps(envelope | {"status": "OK", "request_id": request_id})
-        stamp = _et_ms(when, time(16))
+            return dumps(envelope | {"status": "OK", "request_id": request_id})
+        stamp = et_ms(when, time(16))
         results = [_bar(row, stamp, ticker=row["ticker"]) for row in bars.iter_rows(named=True)]
         envelope["results"] = results
-        return _dumps(envelope | {"status": "OK", "request_id": request_id, "count": len(results)})
+        return dumps(envelope | {"status": "OK", "request_id": request_id, "count": len(results)})
 
     def _aggregates(
         self,
         request_id: str,
-        params: _Params,
+        params: Params,
         ticker: str,
         multiplier: str,
         timespan: str,
@@ -321,8 +300,8 @@ class LocalEndpoints:
             raise BadRequest(
                 f"the local source serves 1/minute and 1/day bars only; got {multiplier}/{timespan}"
             )
-        start_ms = _parse_bound(start, "from", end_of_day=False)
-        end_ms = _parse_bound(end, "to", end_of_day=True)
+        start_ms = parse_bound(start, "from", end_of_day=False)
+        end_ms = parse_bound(end, "to", end_of_day=True)
         if start_ms > end_ms:
             raise BadRequest("the 'from' date must not be after the 'to' date")
         adjusted = _unadjusted(params)
@@ -340,7 +319,7 @@ class LocalEndpoints:
                         rows.append(_bar(bar, stamp))
             else:
                 daily = self._bars.daily_bars(day).filter(pl.col("ticker") == symbol)
-                rows += [_bar(bar, _et_ms(day, time(0))) for bar in daily.iter_rows(named=True)]
+                rows += [_bar(bar, et_ms(day, time(0))) for bar in daily.iter_rows(named=True)]
         if descending:
             rows.reverse()
         page, rest = rows[:limit], rows[limit:]
@@ -357,20 +336,20 @@ class LocalEndpoints:
         if rest:
             following = int(rest[0]["t"])
             bounds = f"{following}/{end}" if not descending else f"{start}/{following}"
-            cursor = _encode_cursor(
+            cursor = encode_cursor(
                 {"adjusted": "false", "limit": str(limit), "sort": "desc" if descending else "asc"}
             )
             tail["next_url"] = (
                 f"{BASE_URL}/v2/aggs/ticker/{quote(symbol, safe='')}/range/1/{timespan}/"
                 f"{bounds}?cursor={cursor}"
             )
-        return _dumps(envelope | tail)
+        return dumps(envelope | tail)
 
     # -- pagination -----------------------------------------------------------------------------
     def _paged(
         self,
         request_id: str,
-        params: _Params,
+        params: Params,
         rows: list[dict[str, Any]],
         limit: int,
         *,
@@ -384,7 +363,7 @@ class LocalEndpoints:
             payload["count"] = len(page)
         if offset + limit < len(rows):
             payload["next_url"] = f"{BASE_URL}{path}?cursor={params.cursor_for(offset + limit)}"
-        return _dumps(payload)
+        return dumps(payload)
 
 
 def _bar(row: dict[str, Any], stamp: int, *, ticker: str | None = None) -> dict[str, Any]:
@@ -399,7 +378,7 @@ def _bar(row: dict[str, Any], stamp: int, *, ticker: str | None = None) -> dict[
     return bar
 
 
-def _unadjusted(params: _Params) -> bool:
+def _unadjusted(params: Params) -> bool:
     adjusted = params.boolean("adjusted", default=True)
     if adjusted:
         raise BadRequest(
@@ -410,117 +389,3 @@ def _unadjusted(params: _Params) -> bool:
 
 
 # -- parameters ---------------------------------------------------------------------------------
-_COMPARISONS: Final[dict[str, Callable[[str, str], bool]]] = {
-    "gte": lambda value, bound: value >= bound,
-    "gt": lambda value, bound: value > bound,
-    "lte": lambda value, bound: value <= bound,
-    "lt": lambda value, bound: value < bound,
-}
-
-
-@dataclass(frozen=True)
-class _Params:
-    values: dict[str, str]
-
-    @staticmethod
-    def parse(items: list[tuple[str, str]]) -> _Params:
-        values: dict[str, str] = {}
-        for key, value in items:
-            values.setdefault(key, value)
-        cursor = values.get("cursor")
-        if cursor is None:
-            return _Params(values)
-        try:
-            decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise BadRequest("invalid cursor") from exc
-        restored = dict(parse_qsl(decoded, keep_blank_values=True))
-        if not restored:
-            raise BadRequest("invalid cursor")
-        return _Params(restored)
-
-    def cursor_for(self, offset: int) -> str:
-        state = {k: v for k, v in self.values.items() if k not in _PAGING}
-        state["offset"] = str(offset)
-        return _encode_cursor(state)
-
-    def text(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def boolean(self, name: str, *, default: bool) -> bool:
-        value = self.optional_boolean(name)
-        return default if value is None else value
-
-    def optional_boolean(self, name: str) -> bool | None:
-        raw = self.values.get(name)
-        if raw is None:
-            return None
-        if raw.lower() in ("true", "1"):
-            return True
-        if raw.lower() in ("false", "0"):
-            return False
-        raise BadRequest(f"{name} must be true or false, got {raw!r}")
-
-    def integer(self, name: str, *, default: int, low: int, high: int) -> int:
-        raw = self.values.get(name)
-        if raw is None:
-            return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
-            raise BadRequest(f"{name} must be an integer within {low}..{high}, got {raw!r}")
-        return int(raw)
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        raw = self.values.get(name, default)
-        if raw not in allowed:
-            raise BadRequest(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
-        return raw
-
-    def day(self, name: str) -> date | None:
-        raw = self.values.get(name)
-        return None if raw is None else _parse_date(raw, name)
-
-    def date_range(self, field: str) -> tuple[date | None, date | None]:
-        """Inclusive bounds from ``field`` and its ``.gte/.gt/.lte/.lt`` variants."""
-        low: date | None = None
-        high: date | None = None
-        exact = self.day(field)
-        if exact is not None:
-            low = high = exact
-        for op, shift, is_low in (
-            ("gte", 0, True),
-            ("gt", 1, True),
-            ("lte", 0, False),
-            ("lt", -1, False),
-        ):
-            bound = self.day(f"{field}.{op}")
-            if bound is None:
-                continue
-            bound += timedelta(days=shift)
-            if is_low:
-                low = bound if low is None else max(low, bound)
-            else:
-                high = bound if high is None else min(high, bound)
-        return low, high
-
-
-def _encode_cursor(state: dict[str, str]) -> str:
-    return base64.urlsafe_b64encode(urlencode(sorted(state.items())).encode()).decode().rstrip("=")
-
-
-def _parse_date(raw: str, name: str) -> date:
-    if not _DATE.match(raw):
-        raise BadRequest(f"{name} must be a date formatted YYYY-MM-DD, got {raw!r}")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} is not a valid date: {raw!r}") from exc
-
-
-def _parse_bound(raw: str, name: str, *, end_of_day: bool) -> int:
-    """A custom-bars bound: epoch milliseconds, or a New York date (whole day, inclusive)."""
-    if _MS.match(raw) and not _DATE.match(raw):
-        return int(raw)
-    day = _parse_date(raw, name)
-    if end_of_day:
-        return _et_ms(day + timedelta(days=1), time(0)) - 1
-    return _et_ms(day, time(0))

@@ -7,50 +7,39 @@ request; ``next_url`` cursors are unpadded base64url of the normalized query plu
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import numpy as np
 import polars as pl
 
-from smallcaps_assets.sources.simulator.calendar import NEW_YORK, et_date_of_ms, et_ms
+from smallcaps_assets.sources.rest import (
+    BASE_URL,
+    COMPARISONS,
+    DATE,
+    BadRequest,
+    NotFound,
+    Params,
+    Reply,
+    dumps,
+    encode_cursor,
+    et_midnight_utc,
+    et_ms,
+    parse_bound,
+    parse_date,
+)
+from smallcaps_assets.sources.simulator.calendar import et_date_of_ms
 from smallcaps_assets.sources.simulator.corporate import CONCEPTS, STATEMENTS, hex_id
 from smallcaps_assets.sources.simulator.daily import TICKS_PER_DOLLAR
 from smallcaps_assets.sources.simulator.market import SimulatedMarket
 from smallcaps_assets.sources.simulator.news import render_article
 from smallcaps_assets.sources.simulator.universe import Kind, branding_urls
 
-BASE_URL: Final = "https://api.polygon.io"
 _TIMESPANS: Final = ("minute", "hour", "day", "week", "month", "quarter", "year")
-_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_MS: Final = re.compile(r"^\d{1,15}$")
-_PAGING: Final = frozenset({"cursor", "apiKey", "offset"})
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-
-
-class BadRequest(Exception):
-    """A parameter Polygon would refuse (400)."""
-
-
-class NotFound(Exception):
-    """Unknown route or entity (404)."""
-
-
-def _dumps(payload: Any) -> str:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 class PolygonEndpoints:
@@ -91,7 +80,7 @@ class PolygonEndpoints:
             for pattern, handler in self._routes:
                 match = pattern.fullmatch(path)
                 if match:
-                    params = _Params.parse(items)
+                    params = Params.parse(items)
                     body = handler(request_id, params, **match.groupdict())
                     return Reply(200, body.encode())
             raise NotFound
@@ -101,13 +90,13 @@ class PolygonEndpoints:
                 "request_id": request_id,
                 "message": "Data not found.",
             }
-            return Reply(404, _dumps(payload).encode())
+            return Reply(404, dumps(payload).encode())
         except BadRequest as exc:
             payload = {"status": "ERROR", "request_id": request_id, "error": str(exc)}
-            return Reply(400, _dumps(payload).encode())
+            return Reply(400, dumps(payload).encode())
 
     # -- /v3/reference/tickers ------------------------------------------------------------------
-    def _tickers(self, request_id: str, params: _Params) -> str:
+    def _tickers(self, request_id: str, params: Params) -> str:
         market = self._market
         universe, panel, sessions = market.universe, market.panel, market.sessions
         day = params.day("date") or sessions.days[-1]
@@ -144,7 +133,7 @@ class PolygonEndpoints:
         rows.sort(key=lambda r: (r.get(sort) is None, r.get(sort) or ""), reverse=descending)
         return self._paged(request_id, params, rows, limit, path="/v3/reference/tickers")
 
-    def _ticker_matches(self, tid: int, params: _Params) -> bool:
+    def _ticker_matches(self, tid: int, params: Params) -> bool:
         universe = self._market.universe
         symbol = universe.symbols[tid]
         checks = (
@@ -158,7 +147,7 @@ class PolygonEndpoints:
             wanted = params.text(name)
             if wanted is not None and wanted != value:
                 return False
-        for op, test in _COMPARISONS.items():
+        for op, test in COMPARISONS.items():
             bound = params.text(f"ticker.{op}")
             if bound is not None and not test(symbol, bound):
                 return False
@@ -184,11 +173,11 @@ class PolygonEndpoints:
         if delisted_on is None:
             row["last_updated_utc"] = f"{as_of.isoformat()}T00:00:00Z"
         else:
-            row["last_updated_utc"] = row["delisted_utc"] = _et_midnight_utc(delisted_on)
+            row["last_updated_utc"] = row["delisted_utc"] = et_midnight_utc(delisted_on)
         return row
 
     # -- /v3/reference/tickers/{ticker} -----------------------------------------------------------
-    def _ticker_details(self, request_id: str, params: _Params, ticker: str) -> str:
+    def _ticker_details(self, request_id: str, params: Params, ticker: str) -> str:
         market = self._market
         sessions, panel = market.sessions, market.panel
         tid = market.ticker_id(unquote(ticker))
@@ -219,9 +208,9 @@ class PolygonEndpoints:
         result["share_class_shares_outstanding"] = shares
         result["weighted_shares_outstanding"] = shares
         if not active and delisted_on is not None:
-            result["delisted_utc"] = _et_midnight_utc(delisted_on)
+            result["delisted_utc"] = et_midnight_utc(delisted_on)
         ordered = {key: result[key] for key in _DETAILS_ORDER if key in result}
-        return _dumps({"results": ordered, "status": "OK", "request_id": request_id})
+        return dumps({"results": ordered, "status": "OK", "request_id": request_id})
 
     def _details_template(self, tid: int) -> dict[str, Any]:
         template = self._static_details.get(tid)
@@ -252,9 +241,9 @@ class PolygonEndpoints:
         return template
 
     # -- aggregates ------------------------------------------------------------------------------
-    def _grouped_daily(self, request_id: str, params: _Params, day: str) -> str:
+    def _grouped_daily(self, request_id: str, params: Params, day: str) -> str:
         market = self._market
-        when = _parse_date(day, "date")
+        when = parse_date(day, "date")
         adjusted = params.boolean("adjusted", default=True)
         include_otc = params.boolean("include_otc", default=False)
         t = market.sessions.index_of(when)
@@ -267,7 +256,7 @@ class PolygonEndpoints:
             "adjusted": adjusted,
         }
         if len(tids) == 0 or t is None:
-            return _dumps(envelope | {"status": "OK", "request_id": request_id})
+            return dumps(envelope | {"status": "OK", "request_id": request_id})
         frame = market.daily_bars(when, adjusted=adjusted, include_otc=include_otc)
         stamp = et_ms(when, time(16))
         results = []
@@ -287,12 +276,12 @@ class PolygonEndpoints:
                 bar["otc"] = True
             results.append(bar)
         envelope["results"] = results
-        return _dumps(envelope | {"status": "OK", "request_id": request_id, "count": len(results)})
+        return dumps(envelope | {"status": "OK", "request_id": request_id, "count": len(results)})
 
     def _aggregates(
         self,
         request_id: str,
-        params: _Params,
+        params: Params,
         ticker: str,
         multiplier: str,
         timespan: str,
@@ -305,8 +294,8 @@ class PolygonEndpoints:
             raise BadRequest(f"multiplier must be a positive integer, got {multiplier!r}")
         if timespan not in _TIMESPANS:
             raise BadRequest(f"timespan must be one of {', '.join(_TIMESPANS)}; got {timespan!r}")
-        start_ms = _parse_bound(start, "from", end_of_day=False)
-        end_ms = _parse_bound(end, "to", end_of_day=True)
+        start_ms = parse_bound(start, "from", end_of_day=False)
+        end_ms = parse_bound(end, "to", end_of_day=True)
         if start_ms > end_ms:
             raise BadRequest("the 'from' date must not be after the 'to' date")
         adjusted = params.boolean("adjusted", default=True)
@@ -327,12 +316,12 @@ class PolygonEndpoints:
         }
         tail: dict[str, Any] = {"status": "OK", "request_id": request_id}
         if page.height == 0:
-            return _dumps(envelope | tail)
+            return dumps(envelope | tail)
         tail["count"] = page.height
         if rest.height:
             following = int(rest["t"][0])
             bounds = f"{following}/{end}" if not descending else f"{start}/{following}"
-            cursor = _encode_cursor(
+            cursor = encode_cursor(
                 {
                     "adjusted": str(adjusted).lower(),
                     "limit": str(limit),
@@ -345,8 +334,8 @@ class PolygonEndpoints:
             )
         if market.universe.kind[tid] == Kind.OTC:
             page = page.with_columns(pl.lit(True).alias("otc"))
-        head = _dumps(envelope)[:-1]
-        rest_json = _dumps(tail)[1:]
+        head = dumps(envelope)[:-1]
+        rest_json = dumps(tail)[1:]
         return f'{head},"results":{page.write_json()},{rest_json}'
 
     def _bars(
@@ -416,7 +405,7 @@ class PolygonEndpoints:
         return _aggregate(frame.with_columns(pl.Series("window", window)))
 
     # -- corporate actions ------------------------------------------------------------------------
-    def _splits(self, request_id: str, params: _Params) -> str:
+    def _splits(self, request_id: str, params: Params) -> str:
         market = self._market
         splits, days = market.panel.splits, market.sessions.days
         limit = params.integer("limit", default=10, low=1, high=1000)
@@ -450,7 +439,7 @@ class PolygonEndpoints:
             request_id, params, rows, limit, path="/v3/reference/splits", count=False
         )
 
-    def _dividends(self, request_id: str, params: _Params) -> str:
+    def _dividends(self, request_id: str, params: Params) -> str:
         market = self._market
         table = market.dividends_table()
         limit = params.integer("limit", default=10, low=1, high=1000)
@@ -497,7 +486,7 @@ class PolygonEndpoints:
             request_id, params, rows, limit, path="/v3/reference/dividends", count=False
         )
 
-    def _financials(self, request_id: str, params: _Params) -> str:
+    def _financials(self, request_id: str, params: Params) -> str:
         market = self._market
         universe = market.universe
         limit = params.integer("limit", default=10, low=1, high=100)
@@ -571,7 +560,7 @@ class PolygonEndpoints:
         }
 
     # -- news -----------------------------------------------------------------------------------
-    def _news(self, request_id: str, params: _Params) -> str:
+    def _news(self, request_id: str, params: Params) -> str:
         market = self._market
         limit = params.integer("limit", default=10, low=1, high=1000)
         params.choice("sort", "published_utc", ("published_utc",))
@@ -590,7 +579,7 @@ class PolygonEndpoints:
                 conditions.append(keep(_parse_instant(bound, f"published_utc.{op}")))
         exact = params.text("published_utc")
         if exact is not None:
-            if _DATE.match(exact):
+            if DATE.match(exact):
                 day_start = _parse_instant(exact, "published_utc")
                 conditions.append(
                     pl.col("published_ms").is_between(day_start, day_start + 86_399_999)
@@ -618,7 +607,7 @@ class PolygonEndpoints:
     def _paged(
         self,
         request_id: str,
-        params: _Params,
+        params: Params,
         rows: list[dict[str, Any]],
         limit: int,
         *,
@@ -640,7 +629,7 @@ class PolygonEndpoints:
     def _envelope(
         self,
         request_id: str,
-        params: _Params,
+        params: Params,
         rows: list[dict[str, Any]],
         more: bool,
         next_offset: int,
@@ -653,130 +642,14 @@ class PolygonEndpoints:
             payload["count"] = len(rows)
         if more:
             payload["next_url"] = f"{BASE_URL}{path}?cursor={params.cursor_for(next_offset)}"
-        return _dumps(payload)
+        return dumps(payload)
 
 
 # -- parameters ---------------------------------------------------------------------------------
-_COMPARISONS: Final[dict[str, Callable[[str, str], bool]]] = {
-    "gte": lambda value, bound: value >= bound,
-    "gt": lambda value, bound: value > bound,
-    "lte": lambda value, bound: value <= bound,
-    "lt": lambda value, bound: value < bound,
-}
-
-
-@dataclass(frozen=True)
-class _Params:
-    values: dict[str, str]
-
-    @staticmethod
-    def parse(items: list[tuple[str, str]]) -> _Params:
-        values: dict[str, str] = {}
-        for key, value in items:
-            values.setdefault(key, value)
-        cursor = values.get("cursor")
-        if cursor is None:
-            return _Params(values)
-        try:
-            decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise BadRequest("invalid cursor") from exc
-        restored = dict(parse_qsl(decoded, keep_blank_values=True))
-        if not restored:
-            raise BadRequest("invalid cursor")
-        return _Params(restored)
-
-    def cursor_for(self, offset: int) -> str:
-        state = {k: v for k, v in self.values.items() if k not in _PAGING}
-        state["offset"] = str(offset)
-        return _encode_cursor(state)
-
-    def text(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def boolean(self, name: str, *, default: bool) -> bool:
-        value = self.optional_boolean(name)
-        return default if value is None else value
-
-    def optional_boolean(self, name: str) -> bool | None:
-        raw = self.values.get(name)
-        if raw is None:
-            return None
-        if raw.lower() in ("true", "1"):
-            return True
-        if raw.lower() in ("false", "0"):
-            return False
-        raise BadRequest(f"{name} must be true or false, got {raw!r}")
-
-    def integer(self, name: str, *, default: int, low: int, high: int) -> int:
-        raw = self.values.get(name)
-        if raw is None:
-            return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
-            raise BadRequest(f"{name} must be an integer within {low}..{high}, got {raw!r}")
-        return int(raw)
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        raw = self.values.get(name, default)
-        if raw not in allowed:
-            raise BadRequest(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
-        return raw
-
-    def day(self, name: str) -> date | None:
-        raw = self.values.get(name)
-        return None if raw is None else _parse_date(raw, name)
-
-    def date_range(self, field: str) -> tuple[date | None, date | None]:
-        """Inclusive bounds from ``field`` and its ``.gte/.gt/.lte/.lt`` variants."""
-        low: date | None = None
-        high: date | None = None
-        exact = self.day(field)
-        if exact is not None:
-            low = high = exact
-        for op, shift, is_low in (
-            ("gte", 0, True),
-            ("gt", 1, True),
-            ("lte", 0, False),
-            ("lt", -1, False),
-        ):
-            bound = self.day(f"{field}.{op}")
-            if bound is None:
-                continue
-            bound += timedelta(days=shift)
-            if is_low:
-                low = bound if low is None else max(low, bound)
-            else:
-                high = bound if high is None else min(high, bound)
-        return low, high
-
-
-def _encode_cursor(state: dict[str, str]) -> str:
-    return base64.urlsafe_b64encode(urlencode(sorted(state.items())).encode()).decode().rstrip("=")
-
-
-def _parse_date(raw: str, name: str) -> date:
-    if not _DATE.match(raw):
-        raise BadRequest(f"{name} must be a date formatted YYYY-MM-DD, got {raw!r}")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadRequest(f"{name} is not a valid date: {raw!r}") from exc
-
-
-def _parse_bound(raw: str, name: str, *, end_of_day: bool) -> int:
-    """A custom-bars bound: epoch milliseconds, or a New York date (whole day, inclusive)."""
-    if _MS.match(raw) and not _DATE.match(raw):
-        return int(raw)
-    day = _parse_date(raw, name)
-    if end_of_day:
-        return et_ms(day + timedelta(days=1), time(0)) - 1
-    return et_ms(day, time(0))
-
-
 def _parse_instant(raw: str, name: str) -> int:
     """Epoch ms of a date (UTC midnight) or an RFC 3339 timestamp."""
     try:
-        if _DATE.match(raw):
+        if DATE.match(raw):
             return int(
                 datetime.combine(date.fromisoformat(raw), time(0), tzinfo=UTC).timestamp() * 1000
             )
@@ -790,11 +663,6 @@ def _parse_instant(raw: str, name: str) -> int:
 
 def _within(day: date, low: date | None, high: date | None) -> bool:
     return (low is None or day >= low) and (high is None or day <= high)
-
-
-def _et_midnight_utc(day: date) -> str:
-    moment = datetime.combine(day, time(0), tzinfo=NEW_YORK).astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _window_start(day: date, timespan: str, multiplier: int, anchor: date) -> date:

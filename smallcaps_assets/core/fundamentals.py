@@ -43,7 +43,7 @@ FUNDAMENTALS_SCHEMA: Final = pl.Schema(
         "period_quarters": pl.Int64(),
         "days_since_filing": pl.Int64(),
         "shares_outstanding": pl.Float64(),
-        "cash": pl.Float64(),
+        "working_capital": pl.Float64(),
         "operating_cash_flow": pl.Float64(),
         "revenues": pl.Float64(),
         "previous_end_date": pl.Date(),
@@ -104,8 +104,13 @@ def latest_fundamentals(
     * ``shares_change_pct``: vs the previous known period, whatever its distance
       (``previous_end_date`` says which).
     * ``cash_burn_quarterly``: ``-operating_cash_flow`` per quarter when negative, 0.0 when the
-      business generates cash, null when unreported. ``months_of_runway`` = cash / (burn / 3),
-      null when there is no burn or no cash figure.
+      business generates cash, null when unreported.
+    * ``working_capital``: current assets - current liabilities. Real ``/vX/reference/financials``
+      filings carry no cash line (``balance_sheet`` has assets, current assets and liabilities,
+      equity...), so liquidity is measured by what they do carry.
+    * ``months_of_runway`` = max(working capital, 0) / (burn / 3): months the net current
+      assets cover the operating burn; 0 when current liabilities exceed current assets, null
+      when there is no burn or either balance-sheet figure is missing.
     * ``revenue_growth_qoq``: vs the previous period if it ended 60 to 120 days earlier, else null.
     * ``revenue_growth_yoy``: vs the year-ago period: same fiscal period of the previous fiscal
       year, else the period ending 365 ± 20 days earlier (``year_ago_end_date``).
@@ -165,7 +170,12 @@ def latest_fundamentals(
             .when(pl.col("cash_flow_per_quarter").is_not_null())
             .then(pl.lit(0.0)),
         )
-        .with_columns(months_of_runway=pl.when(burn > 0).then(pl.col("cash") / (burn / 3.0)))
+        .with_columns(working_capital=pl.col("current_assets") - pl.col("current_liabilities"))
+        .with_columns(
+            months_of_runway=pl.when(burn > 0).then(
+                pl.col("working_capital").clip(lower_bound=0.0) / (burn / 3.0)
+            )
+        )
         .join(_current_shares(shares_history, day), on="ticker", how="left")
         .with_columns(
             shares_change_since_filing_pct=_growth(

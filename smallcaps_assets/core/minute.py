@@ -168,6 +168,8 @@ def process_minute_bars(
 ) -> ProcessedFrame:
     """Clean and annotate session ``day``'s raw minute bars (raw minute-bar schema).
 
+    Repaired and counted first: ``zero_low_repaired``, bars whose low is exactly 0 while open,
+    high and close are valid (real post-market bars carry such prints) get low = min(open, close).
     Dropped and counted in ``stats``, in this order: ``invalid_price`` (an OHLC value null,
     NaN or <= 0, or a negative/NaN volume), ``other_day`` (bar start not on ``day`` in New York),
     ``outside_hours`` (bar start before 04:00 or at/after 20:00 ET) and ``duplicate`` (same
@@ -194,6 +196,17 @@ def process_minute_bars(
     """
     stats = {"input_rows": raw_minutes.height}
     frame = raw_minutes
+
+    # Real extended-hours feeds carry bars with l: 0 (a bad print); the bar's other prices and
+    # its volume are real, so the low is set to the lower of open and close rather than the bar
+    # being dropped.
+    zero_low = (pl.col("low") == 0).fill_null(False) & pl.all_horizontal(
+        *(valid_price(c) for c in ("open", "high", "close"))
+    )
+    stats["zero_low_repaired"] = frame.filter(zero_low).height
+    frame = frame.with_columns(
+        low=pl.when(zero_low).then(pl.min_horizontal("open", "close")).otherwise(pl.col("low"))
+    )
 
     volume = pl.col("volume")
     usable = pl.all_horizontal(*(valid_price(c) for c in ("open", "high", "low", "close"))) & (

@@ -143,7 +143,7 @@ class ProcessedFundamentals(pa.DataFrameModel):
     period_quarters: pl.Int64 = pa.Field(ge=1)
     days_since_filing: pl.Int64 = pa.Field(ge=1)
     shares_outstanding: pl.Float64 = pa.Field(nullable=True, ge=0)
-    cash: pl.Float64 = pa.Field(nullable=True, ge=0)
+    working_capital: pl.Float64 = pa.Field(nullable=True)
     operating_cash_flow: pl.Float64 = pa.Field(nullable=True)
     revenues: pl.Float64 = pa.Field(nullable=True)
     previous_end_date: pl.Date = pa.Field(nullable=True)

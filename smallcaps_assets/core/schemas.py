@@ -114,7 +114,9 @@ class _Bars(pa.DataFrameModel):
     ticker: pl.String = pa.Field(str_matches=TICKER_PATTERN)
     open: pl.Float64 = pa.Field(gt=0)
     high: pl.Float64 = pa.Field(gt=0)
-    low: pl.Float64 = pa.Field(gt=0)
+    # Raw keeps what the vendor sent: real post-market minute bars carry l: 0 prints, which the
+    # processed layer repairs and counts (zero_low_repaired).
+    low: pl.Float64 = pa.Field(ge=0)
     close: pl.Float64 = pa.Field(gt=0)
     volume: pl.Float64 = pa.Field(ge=0)
     vwap: pl.Float64 = pa.Field(nullable=True, gt=0)
@@ -138,10 +140,10 @@ class _Bars(pa.DataFrameModel):
 
     @pa.dataframe_check
     @classmethod
-    def low_positive(cls, data: PolarsData) -> pl.LazyFrame:
+    def low_not_negative(cls, data: PolarsData) -> pl.LazyFrame:
         # Also covered by the column check; kept as a named bar invariant so a failure report
         # reads as an OHLC problem, and NaN lows (which compare false) are caught here too.
-        return data.lazyframe.select(pl.col("low") > 0)
+        return data.lazyframe.select(pl.col("low") >= 0)
 
 
 class RawDailyBars(_Bars):
@@ -225,9 +227,9 @@ class RawFinancials(pa.DataFrameModel):
     basic_average_shares: pl.Float64 = pa.Field(nullable=True, ge=0)
     diluted_average_shares: pl.Float64 = pa.Field(nullable=True, ge=0)
     operating_cash_flow: pl.Float64 = pa.Field(nullable=True)
-    cash: pl.Float64 = pa.Field(nullable=True, ge=0)
     assets: pl.Float64 = pa.Field(nullable=True, ge=0)
     current_assets: pl.Float64 = pa.Field(nullable=True, ge=0)
+    current_liabilities: pl.Float64 = pa.Field(nullable=True, ge=0)
     liabilities: pl.Float64 = pa.Field(nullable=True, ge=0)
     equity: pl.Float64 = pa.Field(nullable=True)
     financials_json: pl.String

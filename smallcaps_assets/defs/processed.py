@@ -501,8 +501,8 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
     ),
     ProcessedDataset(
         "fundamentals",
-        "Per ticker: the latest filing known on D (filed before D) with shares, cash, operating "
-        "cash flow, revenue, dilution, cash burn and revenue growth QoQ/YoY.",
+        "Per ticker: the latest filing known on D (filed before D) with shares, working capital, "
+        "operating cash flow, revenue, dilution, cash burn and revenue growth QoQ/YoY.",
         _build_fundamentals,
         PROCESSED_MODELS["fundamentals"],
         deps=[_same([RAW, "financials"]), _sessions_before([RAW, "ticker_details"], -1)],

@@ -152,9 +152,9 @@ FINANCIAL_CONCEPTS: Final[Mapping[str, tuple[str, str]]] = {
     "basic_average_shares": ("income_statement", "basic_average_shares"),
     "diluted_average_shares": ("income_statement", "diluted_average_shares"),
     "operating_cash_flow": ("cash_flow_statement", "net_cash_flow_from_operating_activities"),
-    "cash": ("balance_sheet", "cash"),
     "assets": ("balance_sheet", "assets"),
     "current_assets": ("balance_sheet", "current_assets"),
+    "current_liabilities": ("balance_sheet", "current_liabilities"),
     "liabilities": ("balance_sheet", "liabilities"),
     "equity": ("balance_sheet", "equity"),
 }

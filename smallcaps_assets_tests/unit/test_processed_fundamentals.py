@@ -25,7 +25,8 @@ def filing(
     *,
     revenue: float | None = 100.0,
     cash_flow: float | None = -30.0,
-    cash: float | None = 90.0,
+    current_assets: float | None = 150.0,
+    current_liabilities: float | None = 60.0,
     diluted: float | None = 1_000_000.0,
     basic: float | None = None,
     start: str | None = None,
@@ -43,7 +44,10 @@ def filing(
             "basic_average_shares": concept(basic),
         },
         "cash_flow_statement": {"net_cash_flow_from_operating_activities": concept(cash_flow)},
-        "balance_sheet": {"cash": concept(cash)},
+        "balance_sheet": {
+            "current_assets": concept(current_assets),
+            "current_liabilities": concept(current_liabilities),
+        },
     }
     return {
         "cik": "0001234567",
@@ -106,10 +110,31 @@ def test_latest_row_carries_dilution_runway_and_growth() -> None:
     assert row["previous_end_date"] == date(2023, 12, 31)
     assert row["shares_change_pct"] == pytest.approx(0.5)
     assert row["cash_burn_quarterly"] == 30.0
-    assert row["months_of_runway"] == pytest.approx(9.0)  # 90 cash / (30 per quarter / 3)
+    assert row["working_capital"] == 90.0  # 150 current assets - 60 current liabilities
+    assert row["months_of_runway"] == pytest.approx(9.0)  # 90 / (30 burn per quarter / 3)
     assert row["revenue_growth_qoq"] == pytest.approx(0.1)
     assert row["year_ago_end_date"] == date(2023, 3, 31)
     assert row["revenue_growth_yoy"] == pytest.approx(0.21)
+
+
+def test_runway_comes_from_fields_real_filings_carry() -> None:
+    # Real vX filings have no balance_sheet.cash: a filing carrying one changes nothing.
+    real_shape = filing("DDD", "2024-03-31", "2024-05-01", "Q1", 2024)
+    with_cash = filing("DDD", "2024-03-31", "2024-05-01", "Q1", 2024)
+    with_cash["financials"]["balance_sheet"]["cash"] = {"value": 1e9}
+    assert latest_fundamentals(parse(with_cash), DAY).equals(
+        latest_fundamentals(parse(real_shape), DAY)
+    )
+    underwater = parse(
+        filing("EEE", "2024-03-31", "2024-05-01", "Q1", 2024, current_liabilities=400.0)
+    )
+    row = only_row(latest_fundamentals(underwater, DAY))
+    assert row["working_capital"] == -250.0
+    assert row["months_of_runway"] == 0.0  # current liabilities exceed current assets
+    unreported = parse(filing("FFF", "2024-03-31", "2024-05-01", "Q1", 2024, current_assets=None))
+    row = only_row(latest_fundamentals(unreported, DAY))
+    assert row["working_capital"] is None
+    assert row["months_of_runway"] is None
 
 
 def test_qoq_needs_the_adjacent_quarter() -> None:

@@ -136,12 +136,25 @@ def test_other_days_and_broken_prices_are_dropped_and_counted() -> None:
     assert result.frame.height == 1
     assert result.stats == {
         "input_rows": 3,
+        "zero_low_repaired": 0,
         "invalid_price": 1,
         "other_day": 1,
         "outside_hours": 0,
         "duplicate": 0,
         "output_rows": 1,
     }
+
+
+def test_a_zero_low_print_is_repaired_and_counted_not_dropped() -> None:
+    rows = [minute_row("16:05", 5.0, 5.2, low=0.0, volume=700.0), minute_row("16:06", 5.1)]
+    rows[0].pop("vw", None)  # real extended-hours bars also come without vw / n
+    result = process_minute_bars(raw(rows), DAY)
+    assert result.stats["zero_low_repaired"] == 1
+    assert result.stats["invalid_price"] == 0
+    assert column(result.frame, "low") == [5.0, 5.1]
+    assert column(result.frame, "volume") == [700.0, 1_000.0]
+    assert column(result.frame, "vwap")[0] is None
+    ProcessedMinuteBars.validate(result.frame)
 
 
 def test_missing_minutes_are_counted_within_a_session() -> None:

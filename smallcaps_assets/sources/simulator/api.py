@@ -336,7 +336,11 @@ class PolygonEndpoints:
             page = page.with_columns(pl.lit(True).alias("otc"))
         head = dumps(envelope)[:-1]
         rest_json = dumps(tail)[1:]
-        return f'{head},"results":{page.write_json()},{rest_json}'
+        results = page.write_json()
+        if page.get_column("n").null_count():
+            # The feed leaves absent fields out rather than sending null.
+            results = results.replace('"vw":null,', "").replace(',"n":null', "")
+        return f'{head},"results":{results},{rest_json}'
 
     def _bars(
         self, tid: int, multiplier: int, timespan: str, start_ms: int, end_ms: int, adjusted: bool
@@ -375,7 +379,8 @@ class PolygonEndpoints:
             )
             width_ms = multiplier * (60_000 if timespan == "minute" else 3_600_000)
             if width_ms == 60_000:
-                return frame
+                minute_of_day = (bars.t[keep] - sessions.midnight_ms[ts][pair][keep]) // 60_000
+                return _with_feed_defects(frame, tid, ~bars.regular[keep], minute_of_day >= 570)
             # Windows are aligned to New York midnight of the bar's session.
             midnight = sessions.midnight_ms[ts][pair][keep]
             window = midnight + (bars.t[keep] - midnight) // width_ms * width_ms
@@ -715,6 +720,41 @@ def _bar_frame(
             "t": np.asarray(t, dtype=np.int64),
             "n": np.asarray(trades, dtype=np.int64),
         }
+    )
+
+
+# Real one-minute bars outside the regular session sometimes come without vw and n, and real
+# post-market bars carry prints with l: 0. Shares per extended-hours bar (an estimate: the
+# defects are documented by users of the feed, not counted by the vendor).
+MISSING_VW_N_SHARE: Final = 0.01
+ZERO_LOW_SHARE: Final = 0.003
+
+
+def _bar_uniforms(tid: int, t: np.ndarray, salt: int) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per (ticker, bar start, salt): the same bar is
+    served with the same defects on every request."""
+    x = (t.astype(np.uint64) // np.uint64(60_000)) * np.uint64(0x9E3779B97F4A7C15)
+    x ^= np.uint64((tid * 0x85EBCA77 + salt * 0xC2B2AE3D) & 0xFFFFFFFFFFFFFFFF)
+    x ^= x >> np.uint64(31)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(29)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _with_feed_defects(
+    frame: pl.DataFrame, tid: int, extended: np.ndarray, after_open: np.ndarray
+) -> pl.DataFrame:
+    """One-minute bars as the real feed sends them: some extended-hours bars lack ``vw`` and
+    ``n`` (null here, left out of the JSON), some post-market bars have ``l`` 0."""
+    t = frame.get_column("t").to_numpy()
+    bare = extended & (_bar_uniforms(tid, t, 1) < MISSING_VW_N_SHARE)
+    zero_low = extended & after_open & (_bar_uniforms(tid, t, 2) < ZERO_LOW_SHARE)
+    if not bare.any() and not zero_low.any():
+        return frame
+    return frame.with_columns(
+        pl.when(pl.Series(bare)).then(None).otherwise(pl.col("vw")).alias("vw"),
+        pl.when(pl.Series(bare)).then(None).otherwise(pl.col("n")).alias("n"),
+        pl.when(pl.Series(zero_low)).then(0.0).otherwise(pl.col("l")).alias("l"),
     )
 
 

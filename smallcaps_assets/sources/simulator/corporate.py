@@ -40,7 +40,6 @@ class Concept:
 CONCEPTS: Final = (
     Concept("balance_sheet", "assets", "Assets", "USD", 100),
     Concept("balance_sheet", "current_assets", "Current Assets", "USD", 200),
-    Concept("balance_sheet", "cash", "Cash", "USD", 250),
     Concept("balance_sheet", "noncurrent_assets", "Noncurrent Assets", "USD", 300),
     Concept("balance_sheet", "liabilities", "Liabilities", "USD", 600),
     Concept("balance_sheet", "current_liabilities", "Current Liabilities", "USD", 700),
@@ -282,7 +281,6 @@ def _company_filings(
     stocks = {
         "assets": assets,
         "current_assets": current_assets,
-        "cash": cash,
         "noncurrent_assets": noncurrent_assets,
         "liabilities": liabilities,
         "current_liabilities": current_liabilities,

@@ -56,7 +56,7 @@ from smallcaps_assets.sources.simulator.rng import Purpose, Streams
 SIGMA: Final = 0.0041  # standard deviation of a one-minute diffusive log return
 EXCURSION: Final = 0.0016  # scale of the intra-minute high/low excursions
 KAPPA: Final = 0.5  # log-normal scale mixing: fat tails shared by return and range
-FADE_PER_SESSION: Final = 0.0385  # constant log drift a session: gappers fade
+FADE_PER_SESSION: Final = 0.036  # constant log drift a session: gappers fade
 JUMP_RATE: Final = 1.1 / 390  # jumps per regular minute (about one a session)
 JUMP_MEAN: Final = 0.055  # mean absolute log size of a jump (exponential)
 DRIFT_UNIT: Final = 0.0019  # A: log drift per minute of a unit-strength pattern at signal 1
@@ -73,7 +73,17 @@ AFTER_HOURS_FULL_MINUTES: Final = 60
 AFTER_HOURS_PRESENCE: Final = 0.35
 _CANDIDATES: Final = 16  # Poisson candidates per session (expected count is at most 2.5)
 _RATE_CEILING: Final = 7.0  # the planted drift raises the halt rate at most this much
-_FADE_STEP: Final = -FADE_PER_SESSION / 390
+# With a signal, part of a gap day's variance is the planted drift's; the diffusion gives up this
+# share of its scale per unit of signal so gap-day paths keep roughly the same spread.
+SIGNAL_NOISE_CUT: Final = 0.3
+OPEN_VOL_BOOST: Final = 2.0  # the first minutes' volatility is this much above the session's tail
+OPEN_VOL_DECAY: Final = 30.0  # minutes over which the opening volatility decays
+
+
+def intraday_profile(boost: float = OPEN_VOL_BOOST, decay: float = OPEN_VOL_DECAY) -> np.ndarray:
+    """Volatility multiplier of each regular minute: high at the open, mean square one."""
+    shape = 1.0 + boost * np.exp(-np.arange(FULL_SESSION_MINUTES) / decay)
+    return shape / np.sqrt(np.mean(shape**2))
 
 
 class Pattern(IntEnum):
@@ -251,10 +261,14 @@ def gap_sessions(
     mix *= KAPPA
     mix -= KAPPA**2
     np.exp(mix, out=mix)
+    profile = intraday_profile()[None, :]
     step = draws.returns
-    step *= SIGMA
+    step *= SIGMA * max(1.0 - SIGNAL_NOISE_CUT * signal, 0.2)
     step *= mix
-    step += np.where(inside, _FADE_STEP, 0.0)
+    step *= profile
+    # The fade moves with the volatility, so a window's drift-to-noise ratio (and with it the
+    # chance that a fixed-length trade ends up) is the same at every time of day.
+    step += np.where(inside, -FADE_PER_SESSION / 390 * profile / profile.mean(), 0.0)
     step += np.where(inside, _jump_moves(draws.moves, drift, signal), 0.0)
     if signal:
         step += drift
@@ -267,6 +281,7 @@ def gap_sessions(
     open_rel = latent[:, :-1]
     close_rel = latent[:, 1:]
     mix *= EXCURSION
+    mix *= profile
     high_rel = np.maximum(open_rel, close_rel)
     up = draws.up
     np.negative(up, out=up)

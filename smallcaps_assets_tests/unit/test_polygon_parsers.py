@@ -279,7 +279,11 @@ def test_financials_flatten_concepts_and_keep_the_whole_statement() -> None:
         filing["operating_cash_flow"]
         == statements["cash_flow_statement"]["net_cash_flow_from_operating_activities"]["value"]
     )
-    assert filing["cash"] is None  # not reported in this filing
+    # Real filings carry no cash line; runway is built from current assets and liabilities.
+    assert "cash" not in statements["balance_sheet"]
+    balance = statements["balance_sheet"]
+    assert filing["current_assets"] == balance["current_assets"]["value"]
+    assert filing["current_liabilities"] == balance["current_liabilities"]["value"]
     assert json.loads(filing["financials_json"]) == statements
 
 

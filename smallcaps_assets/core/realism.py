@@ -45,6 +45,7 @@ __all__ = [
     "REAL_RANGES",
     "REAL_RANGES_SOURCE",
     "STATUSES",
+    "Bootstrap",
     "Histogram",
     "MarketRealismModel",
     "Population",
@@ -235,7 +236,9 @@ _COUNT_LABELS: Final = {
     Population.GAP_DAYS_WITH_MINUTES: "sample: gap days with regular-session minute bars",
 }
 
-STATUSES: Final = ("inside", "outside", "insufficient", "report")
+# ``consistent``: the value is outside its range but the range lies within the value's 95 %
+# interval, so the sample cannot tell it from a market inside the range.
+STATUSES: Final = ("inside", "consistent", "outside", "insufficient", "report")
 
 REALISM_FACTS_SCHEMA: Final = pl.Schema(
     {
@@ -245,6 +248,8 @@ REALISM_FACTS_SCHEMA: Final = pl.Schema(
         "value": pl.Float64(),
         "low": pl.Float64(),
         "high": pl.Float64(),
+        "ci_low": pl.Float64(),
+        "ci_high": pl.Float64(),
         "inside": pl.Boolean(),
         "status": pl.String(),
         "n": pl.Int64(),
@@ -266,6 +271,17 @@ class SampleRules:
     big_gap: float = 0.20
     # Returns beyond a tripling or a two-thirds loss are left out (splits gone wrong, listings).
     max_abs_log_return: float = math.log(3.0)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """The 95 % interval of each judged fact: the statistic over ``resamples`` draws of whole
+    tickers with replacement (a ticker's days move together: gap days cluster in few names, so
+    resampling days alone would understate the error)."""
+
+    resamples: int = 200
+    seed: int = 0
+    level: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -518,33 +534,129 @@ def _value_and_n(key: str, samples: RealismSamples, rules: SampleRules) -> tuple
     raise KeyError(f"no definition for realism fact {key!r}")
 
 
+def _fact_observations(
+    key: str, samples: RealismSamples, rules: SampleRules
+) -> tuple[pl.DataFrame, str] | None:
+    """The (ticker, value) observations behind ``key`` and how they combine (the statistic
+    :func:`_value_and_n` computes), or None for a fact without a bootstrap."""
+    days, gaps, minutes = samples.ticker_days, samples.gap_days, samples.gap_day_minutes
+    returns = days.filter(pl.col("log_return").abs() < rules.max_abs_log_return)
+    spec: dict[str, tuple[pl.DataFrame, pl.Expr, str]] = {
+        "p_gap10": (days, pl.col("gap") >= rules.gap_day, "mean"),
+        "p_gap20": (days, pl.col("gap") >= rules.big_gap, "mean"),
+        "return_std": (returns, pl.col("log_return"), "std"),
+        "return_excess_kurtosis": (returns, pl.col("log_return"), "kurtosis"),
+        "median_previous_close": (days, pl.col("previous_close"), "median"),
+        "gap_day_median_gap": (gaps, pl.col("gap"), "median"),
+        "gap_day_share_close_above_open": (gaps, pl.col("open_to_close") > 0, "mean"),
+        "gap_day_median_open_to_close": (gaps, pl.col("open_to_close"), "median"),
+        "gap_day_median_high_over_open": (gaps, pl.col("high_over_open"), "median"),
+        "gap_day_first30_volume_share": (minutes, pl.col("first30_volume_share"), "median"),
+        "gap_day_premarket_volume_share": (minutes, pl.col("premarket_volume_share"), "median"),
+        "gap_day_median_hod_minute": (minutes, pl.col("hod_minute"), "median"),
+        "gap_day_share_hod_first30": (minutes, pl.col("hod_minute") < OPENING_MINUTES, "mean"),
+    }
+    if key not in spec:
+        return None
+    frame, expr, how = spec[key]
+    observed = frame.select("ticker", value=expr.cast(pl.Float64)).drop_nulls("value")
+    return observed, how
+
+
+def _weighted(values: np.ndarray, weights: np.ndarray, how: str) -> np.ndarray:
+    """The statistic ``how`` of ``values`` under each row of ``weights`` (resamples x rows)."""
+    total = weights.sum(axis=1)
+    if how == "median":
+        order = np.argsort(values, kind="stable")
+        cumulative = np.cumsum(weights[:, order], axis=1)
+        position = np.argmax(cumulative >= total[:, None] / 2.0, axis=1)
+        return np.asarray(values[order][position], dtype=np.float64)
+    mean = weights @ values / total
+    if how == "mean":
+        return np.asarray(mean, dtype=np.float64)
+    centred = values[None, :] - mean[:, None]
+    m2 = (weights * centred**2).sum(axis=1) / total
+    if how == "std":
+        return np.asarray(np.sqrt(m2 * total / np.maximum(total - 1.0, 1.0)), dtype=np.float64)
+    m4 = (weights * centred**4).sum(axis=1) / total
+    return np.asarray(m4 / np.where(m2 > 0, m2, np.nan) ** 2 - 3.0, dtype=np.float64)
+
+
+def _intervals(
+    keys: list[str], samples: RealismSamples, rules: SampleRules, bootstrap: Bootstrap
+) -> dict[str, tuple[float, float]]:
+    """Percentile interval of each fact in ``keys`` over whole-ticker resamples: a resample
+    draws the sample's tickers with replacement, and a ticker drawn k times weighs k."""
+    tickers = samples.ticker_days.get_column("ticker").unique().sort()
+    if not keys or tickers.len() < 2 or bootstrap.resamples < 2:
+        return {}
+    rng = np.random.default_rng(bootstrap.seed)
+    picks = rng.integers(0, tickers.len(), size=(bootstrap.resamples, tickers.len()))
+    draws = np.stack([np.bincount(row, minlength=tickers.len()) for row in picks]).astype(
+        np.float64
+    )
+    codes = pl.DataFrame({"ticker": tickers, "code": np.arange(tickers.len())})
+    tail = (1.0 - bootstrap.level) / 2.0 * 100.0
+    out: dict[str, tuple[float, float]] = {}
+    for key in keys:
+        found = _fact_observations(key, samples, rules)
+        if found is None:
+            continue
+        observed, how = found
+        coded = observed.join(codes, on="ticker", how="inner")
+        if coded.height < 2:
+            continue
+        weights = draws[:, coded.get_column("code").to_numpy()]
+        usable = weights.sum(axis=1) > 1
+        stats = _weighted(coded.get_column("value").to_numpy(), weights[usable], how)
+        stats = stats[np.isfinite(stats)]
+        if len(stats) >= 2:
+            out[key] = (float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail)))
+    return out
+
+
 def realism_facts(
     samples: RealismSamples,
     *,
     rules: SampleRules | None = None,
     minimums: SampleMinimums | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> pl.DataFrame:
     """One row per fact of :data:`REAL_RANGES` (then the three sample sizes), with the verdict.
 
-    ``status``: ``inside`` / ``outside`` the real range, ``insufficient`` (fewer observations
-    than ``minimums`` asks for, or no value), ``report`` (no range: halts and the sample sizes).
-    ``inside`` is the boolean of the first two and null otherwise. Schema:
+    ``status``: ``inside`` the real range; ``consistent`` (outside it, but the range overlaps
+    the value's ``bootstrap`` interval ``ci_low``-``ci_high``: the sample is too small to tell);
+    ``outside`` (the whole interval misses the range); ``insufficient`` (fewer observations
+    than ``minimums`` asks for, or no value); ``report`` (no range: halts and the sample sizes).
+    ``inside`` is whether the value lies in the range, null when not judged. Schema:
     :data:`REALISM_FACTS_SCHEMA`.
     """
     rules = rules or SampleRules()
     minimums = minimums or SampleMinimums()
+    bootstrap = bootstrap or Bootstrap()
+    measured = {key: _value_and_n(key, samples, rules) for key in REAL_RANGES}
+    judged = [
+        key
+        for key, (value, n) in measured.items()
+        if REAL_RANGES[key].low is not None
+        and value is not None
+        and n >= minimums.of(REAL_RANGES[key].population)
+    ]
+    intervals = _intervals(judged, samples, rules, bootstrap)
     rows: list[dict[str, object]] = []
     for key, spec in REAL_RANGES.items():
-        value, n = _value_and_n(key, samples, rules)
-        enough = value is not None and n >= minimums.of(spec.population)
+        value, n = measured[key]
+        ci_low, ci_high = intervals.get(key, (None, None))
         if spec.low is None or spec.high is None:
             inside, status = None, "report"
-        elif not enough:
+        elif key not in judged:
             inside, status = None, "insufficient"
         else:
             assert value is not None
             inside = spec.low <= value <= spec.high
-            status = "inside" if inside else "outside"
+            overlaps = ci_low is not None and ci_high is not None
+            overlaps = overlaps and ci_low <= spec.high and ci_high >= spec.low
+            status = "inside" if inside else "consistent" if overlaps else "outside"
         rows.append(
             {
                 "key": key,
@@ -553,6 +665,8 @@ def realism_facts(
                 "value": value,
                 "low": spec.low,
                 "high": spec.high,
+                "ci_low": ci_low,
+                "ci_high": ci_high,
                 "inside": inside,
                 "status": status,
                 "n": n,
@@ -568,6 +682,8 @@ def realism_facts(
                 "value": float(count),
                 "low": None,
                 "high": None,
+                "ci_low": None,
+                "ci_high": None,
                 "inside": None,
                 "status": "report",
                 "n": count,
@@ -591,6 +707,11 @@ class RealismReport:
         return self.facts.filter(pl.col("status") == "outside").get_column("key").to_list()
 
     @property
+    def consistent(self) -> list[str]:
+        """Facts outside their range by less than their sampling error."""
+        return self.facts.filter(pl.col("status") == "consistent").get_column("key").to_list()
+
+    @property
     def insufficient(self) -> list[str]:
         return self.facts.filter(pl.col("status") == "insufficient").get_column("key").to_list()
 
@@ -608,10 +729,14 @@ def measure_realism(
     *,
     rules: SampleRules | None = None,
     minimums: SampleMinimums | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> RealismReport:
     """Samples and facts in one call (see the module docstring for the input columns)."""
     return report_from_samples(
-        realism_samples(daily_bars, minute_bars, rules=rules), rules=rules, minimums=minimums
+        realism_samples(daily_bars, minute_bars, rules=rules),
+        rules=rules,
+        minimums=minimums,
+        bootstrap=bootstrap,
     )
 
 
@@ -620,13 +745,17 @@ def report_from_samples(
     *,
     rules: SampleRules | None = None,
     minimums: SampleMinimums | None = None,
+    bootstrap: Bootstrap | None = None,
 ) -> RealismReport:
     """The report of samples built elsewhere (e.g. minute bars fetched only for the gap days)."""
     dates = samples.ticker_days.get_column("date")
     first: dt.date | None = dates.min() if dates.len() else None  # type: ignore[assignment]
     last: dt.date | None = dates.max() if dates.len() else None  # type: ignore[assignment]
     return RealismReport(
-        realism_facts(samples, rules=rules, minimums=minimums), samples, first, last
+        realism_facts(samples, rules=rules, minimums=minimums, bootstrap=bootstrap),
+        samples,
+        first,
+        last,
     )
 
 
@@ -719,11 +848,12 @@ def _range_text(key: str, low: float | None, high: float | None) -> str:
     return f"{format_value(key, low)} to {format_value(key, high)}"
 
 
-def _rows(facts: pl.DataFrame) -> list[tuple[str, str, str, str, str]]:
+def _rows(facts: pl.DataFrame) -> list[tuple[str, str, str, str, str, str]]:
     return [
         (
             row["label"],
             format_value(row["key"], row["value"]),
+            _range_text(row["key"], row["ci_low"], row["ci_high"]),
             _range_text(row["key"], row["low"], row["high"]),
             row["status"],
             f"{row['n']:,}",
@@ -732,15 +862,15 @@ def _rows(facts: pl.DataFrame) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
-_HEADER: Final = ("fact", "value", "real range", "verdict", "n")
+_HEADER: Final = ("fact", "value", "95 % interval", "real range", "verdict", "n")
 
 
 def facts_markdown(facts: pl.DataFrame) -> str:
     """The fact table as Markdown (outside values in bold), with the ranges' source."""
-    lines = ["| " + " | ".join(_HEADER) + " |", "|---|---:|---|---|---:|"]
-    for label, value, real, status, n in _rows(facts):
+    lines = ["| " + " | ".join(_HEADER) + " |", "|---|---:|---|---|---|---:|"]
+    for label, value, interval, real, status, n in _rows(facts):
         shown = f"**{value}**" if status == "outside" else value
-        lines.append(f"| {label} | {shown} | {real} | {status} | {n} |")
+        lines.append(f"| {label} | {shown} | {interval} | {real} | {status} | {n} |")
     notes = sorted({spec.source for spec in REAL_RANGES.values()} - {"report only"})
     return "\n".join([*lines, "", "Real ranges: " + "; ".join(notes) + "."])
 
@@ -752,7 +882,7 @@ def facts_text(facts: pl.DataFrame) -> str:
     lines = []
     for row in rows:
         cells = [
-            row[i].ljust(widths[i]) if i in (0, 2, 3) else row[i].rjust(widths[i])
+            row[i].ljust(widths[i]) if i in (0, 2, 3, 4) else row[i].rjust(widths[i])
             for i in range(len(row))
         ]
         lines.append("  ".join(cells).rstrip())
@@ -771,6 +901,8 @@ class MarketRealismModel(pa.DataFrameModel):
     value: pl.Float64 = pa.Field(nullable=True)
     low: pl.Float64 = pa.Field(nullable=True)
     high: pl.Float64 = pa.Field(nullable=True)
+    ci_low: pl.Float64 = pa.Field(nullable=True)
+    ci_high: pl.Float64 = pa.Field(nullable=True)
     inside: pl.Boolean = pa.Field(nullable=True)
     status: pl.String = pa.Field(isin=STATUSES)
     n: pl.Int64 = pa.Field(ge=0)
@@ -778,16 +910,22 @@ class MarketRealismModel(pa.DataFrameModel):
     @pa.dataframe_check
     @classmethod
     def verdict_matches_range(cls, data: PolarsData) -> pl.LazyFrame:
-        judged = pl.col("status").is_in(["inside", "outside"])
+        judged = pl.col("status").is_in(["inside", "consistent", "outside"])
         within = (pl.col("low") <= pl.col("value")) & (pl.col("value") <= pl.col("high"))
-        consistent = (
+        overlaps = (pl.col("ci_low") <= pl.col("high")) & (pl.col("ci_high") >= pl.col("low"))
+        expected = (
+            pl.when(within)
+            .then(pl.lit("inside"))
+            .when(overlaps.fill_null(False))
+            .then(pl.lit("consistent"))
+            .otherwise(pl.lit("outside"))
+        )
+        agrees = (
             pl.when(judged)
-            .then(
-                (pl.col("inside") == within) & (pl.col("inside") == (pl.col("status") == "inside"))
-            )
+            .then((pl.col("inside") == within) & (pl.col("status") == expected))
             .otherwise(pl.col("inside").is_null())
         )
-        return data.lazyframe.select(consistent.fill_null(False))
+        return data.lazyframe.select(agrees.fill_null(False))
 
     @pa.dataframe_check
     @classmethod

@@ -111,7 +111,9 @@ def report_text(report: realism.RealismReport, source: str) -> str:
         else "no ticker-day passed the sample filter"
     )
     statuses = report.facts.get_column("status")
-    judged = {s: int((statuses == s).sum()) for s in ("inside", "outside", "insufficient")}
+    judged = {
+        s: int((statuses == s).sum()) for s in ("inside", "consistent", "outside", "insufficient")
+    }
     lines = [
         f"market realism of {source} ({window})",
         "sample: previous close $0.50-$20 (D's share basis), high > low, close x volume >= $100k;"
@@ -121,9 +123,13 @@ def report_text(report: realism.RealismReport, source: str) -> str:
         "",
         f"real ranges: {realism.REAL_RANGES_SOURCE}; opening/premarket volume from issue 15's "
         "description; time of the high of day is a loose prior",
-        f"{judged['inside']} inside, {judged['outside']} outside, {judged['insufficient']} "
-        "insufficient (too few observations to judge)",
+        f"{judged['inside']} inside, {judged['consistent']} consistent (outside, but the real "
+        f"range overlaps the value's 95 % whole-ticker bootstrap interval), "
+        f"{judged['outside']} outside, {judged['insufficient']} insufficient (too few "
+        "observations to judge)",
     ]
+    if report.consistent:
+        lines.append("consistent: " + ", ".join(report.consistent))
     if report.outside:
         lines.append("outside: " + ", ".join(report.outside))
     return "\n".join(lines)

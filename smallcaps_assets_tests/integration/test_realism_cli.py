@@ -40,7 +40,8 @@ def test_prints_every_fact_beside_its_range_and_exits_zero(capsys, realistic_roo
     assert "2024-01-03 … 2024-06-28, 123 sessions" in out  # 01-02 is only a previous close
     for spec in REAL_RANGES.values():
         assert spec.label in out
-    assert "13 inside, 0 outside, 0 insufficient" in out
+    assert "13 inside, 0 consistent" in out
+    assert "0 outside, 0 insufficient" in out
     assert "three real US small-cap panels" in out
 
 

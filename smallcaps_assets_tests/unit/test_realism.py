@@ -103,7 +103,7 @@ def test_kurtosis_and_std_agree_with_scipy(baseline):
     ("changes", "keys"),
     [
         pytest.param({"gap_rate": 0.03}, ["p_gap10", "p_gap20"], id="gaps-six-times-too-often"),
-        pytest.param({"gap_rate": 0.0015}, ["p_gap10"], id="gaps-too-rare"),
+        pytest.param({"gap_rate": 0.0008}, ["p_gap10"], id="gaps-too-rare"),
         pytest.param({"gap_scale": 0.5}, ["p_gap20", "gap_day_median_gap"], id="gaps-far-too-big"),
         pytest.param({"return_scale": 3.0}, ["return_std"], id="daily-volatility-tripled"),
         pytest.param({"jump_share": 0.0}, ["return_excess_kurtosis"], id="no-fat-tails"),

@@ -654,8 +654,12 @@ def realism_facts(
         else:
             assert value is not None
             inside = spec.low <= value <= spec.high
-            overlaps = ci_low is not None and ci_high is not None
-            overlaps = overlaps and ci_low <= spec.high and ci_high >= spec.low
+            overlaps = (
+                ci_low is not None
+                and ci_high is not None
+                and ci_low <= spec.high
+                and ci_high >= spec.low
+            )
             status = "inside" if inside else "consistent" if overlaps else "outside"
         rows.append(
             {

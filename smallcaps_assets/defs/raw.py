@@ -23,7 +23,11 @@ from smallcaps_assets.core.storage import DataStore, WriteOutcome, time_range
 from smallcaps_assets.core.universe import COMMON_STOCK, UniverseRules
 from smallcaps_assets.defs.checks import PartitionChecks, check_specs
 from smallcaps_assets.defs.partitions import TIMEZONE, trading_days
-from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+from smallcaps_assets.defs.resources import (
+    DataStoreResource,
+    MarketDataResource,
+    UniverseRulesResource,
+)
 from smallcaps_assets.sources import parsers
 from smallcaps_assets.sources.polygon import PolygonClient
 
@@ -318,6 +322,7 @@ def materialize_raw(
     dataset: RawDataset,
     market: MarketDataResource,
     data: DataStoreResource,
+    universe_rules: UniverseRulesResource | None = None,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     store = data.store()
     days = [dt.date.fromisoformat(key) for key in context.partition_keys]
@@ -339,7 +344,8 @@ def materialize_raw(
     fetch: Fetch = dataset.fetch
     if dataset.price_capped:
         capped = cast(PriceCappedFetch, dataset.fetch)
-        fetch = functools.partial(capped, price_cap=market.details_price_cap())
+        configured = (universe_rules or UniverseRulesResource()).price_max
+        fetch = functools.partial(capped, price_cap=market.details_price_cap(configured))
 
     async def fetch_all() -> dict[str, int]:
         nonlocal total_rows
@@ -416,9 +422,12 @@ def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
         kinds={"polygon", "parquet"},
     )
     def _raw_asset(
-        context: dg.AssetExecutionContext, market: MarketDataResource, data: DataStoreResource
+        context: dg.AssetExecutionContext,
+        market: MarketDataResource,
+        data: DataStoreResource,
+        universe_rules: UniverseRulesResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        return materialize_raw(context, dataset, market, data)
+        return materialize_raw(context, dataset, market, data, universe_rules)
 
     return _raw_asset
 

@@ -94,12 +94,16 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         first = calendar.previous_session(min(sessions))
         _local_bars(local).validate([first, *sessions])
 
-    def details_price_cap(self) -> float | None:
+    def details_price_cap(
+        self, universe_price_max: float = UniverseRules.price_max
+    ) -> float | None:
         """The previous close above which ``raw/ticker_details`` asks for no details: each Polygon
-        request costs quota, so only names the default screen can admit are asked. Local files
-        cost nothing, so every listed common stock is read (None) and the universe's price band
-        may be configured above the default cap."""
-        return None if self.source() == "local" else UniverseRules.price_max
+        request costs quota, so only names the configured screen (``universe_rules.price_max``)
+        can admit are asked, and never fewer than the default screen's. Local files cost
+        nothing, so every listed common stock is read (None)."""
+        if self.source() == "local":
+            return None
+        return max(universe_price_max, UniverseRules.price_max)
 
     def client(self, store: DataStore) -> PolygonClient:
         source = self.source()

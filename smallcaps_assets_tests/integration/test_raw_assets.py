@@ -12,7 +12,11 @@ import polars as pl
 import pytest
 
 from smallcaps_assets.defs.raw import RAW_DATASETS, raw_assets
-from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
+from smallcaps_assets.defs.resources import (
+    DataStoreResource,
+    MarketDataResource,
+    UniverseRulesResource,
+)
 from smallcaps_assets.sources.errors import PolygonAuthError, PolygonSchemaError
 
 RANGE = ("2024-03-01", "2024-03-05")  # Fri, Mon, Tue
@@ -31,7 +35,7 @@ def sim_env(tmp_path, monkeypatch):
 def _materialize(resources, *, partition_key=None, tags=None, selection=None, instance=None):
     return dg.materialize(
         raw_assets,
-        resources=resources,
+        resources={"universe_rules": UniverseRulesResource(), **resources},
         partition_key=partition_key,
         tags=tags,
         selection=selection,
@@ -82,6 +86,31 @@ def test_raw_range_is_one_run_with_a_file_and_metadata_per_partition(sim_env):
     assert set(details["type"].unique()) == {"CS"}
     source = json.loads((sim_env / "source.json").read_text())
     assert source["simulator"]["seed"] == 11
+
+
+def test_ticker_details_follow_the_configured_price_band(sim_env, tmp_path):
+    day = "2024-03-04"
+    selection = [
+        d.key for d in RAW_DATASETS if d.name in ("tickers", "daily_bars", "ticker_details")
+    ]
+    asked: dict[float, set[str]] = {}
+    for price_max in (20.0, 60.0):
+        root = tmp_path / f"cap-{price_max:g}"
+        resources = {
+            "market": MarketDataResource(),
+            "data": DataStoreResource(root=str(root)),
+            "universe_rules": UniverseRulesResource(price_max=price_max),
+        }
+        previous = [d.key for d in RAW_DATASETS if d.name == "daily_bars"]
+        assert _materialize(resources, partition_key="2024-03-01", selection=previous).success
+        assert _materialize(resources, partition_key=day, selection=selection).success
+        details = pl.read_parquet(root / f"raw/ticker_details/date={day}/part-0.parquet")
+        asked[price_max] = set(details["ticker"])
+    closes = pl.read_parquet(tmp_path / f"cap-60/raw/daily_bars/date=2024-03-01/part-0.parquet")
+    between = set(closes.filter(pl.col("close").is_between(20.0, 60.0, closed="right"))["ticker"])
+    assert asked[20.0] < asked[60.0]
+    assert asked[60.0] - asked[20.0] <= between
+    assert asked[60.0] - asked[20.0]  # names above $20 are asked once the band includes them
 
 
 def test_rematerializing_gives_the_same_files(sim_env):

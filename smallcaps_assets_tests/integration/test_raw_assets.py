@@ -106,7 +106,7 @@ def test_ticker_details_follow_the_configured_price_band(sim_env, tmp_path):
         assert _materialize(resources, partition_key=day, selection=selection).success
         details = pl.read_parquet(root / f"raw/ticker_details/date={day}/part-0.parquet")
         asked[price_max] = set(details["ticker"])
-    closes = pl.read_parquet(tmp_path / f"cap-60/raw/daily_bars/date=2024-03-01/part-0.parquet")
+    closes = pl.read_parquet(tmp_path / "cap-60/raw/daily_bars/date=2024-03-01/part-0.parquet")
     between = set(closes.filter(pl.col("close").is_between(20.0, 60.0, closed="right"))["ticker"])
     assert asked[20.0] < asked[60.0]
     assert asked[60.0] - asked[20.0] <= between

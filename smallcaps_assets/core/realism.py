@@ -488,57 +488,11 @@ def _excess_kurtosis(values: np.ndarray) -> float | None:
     return float(np.mean(centred**4)) / m2**2 - 3.0
 
 
-def _value_and_n(key: str, samples: RealismSamples, rules: SampleRules) -> tuple[float | None, int]:
-    days, gaps, minutes = samples.ticker_days, samples.gap_days, samples.gap_day_minutes
-
-    def stat(frame: pl.DataFrame, expr: pl.Expr, column: str) -> tuple[float | None, int]:
-        present = frame.get_column(column).drop_nulls()
-        if present.is_empty():
-            return None, 0
-        value = frame.select(expr).item()
-        return (None if value is None else float(value)), present.len()
-
-    if key in ("p_gap10", "p_gap20"):
-        threshold = rules.gap_day if key == "p_gap10" else rules.big_gap
-        return stat(days, (pl.col("gap") >= threshold).mean(), "gap")
-    if key in ("return_std", "return_excess_kurtosis"):
-        returns = (
-            days.filter(pl.col("log_return").abs() < rules.max_abs_log_return)
-            .get_column("log_return")
-            .to_numpy()
-        )
-        if key == "return_std":
-            std = float(np.std(returns, ddof=1)) if len(returns) > 1 else None
-            return std, len(returns)
-        return _excess_kurtosis(returns), len(returns)
-    if key == "median_previous_close":
-        return stat(days, pl.col("previous_close").median(), "previous_close")
-    if key == "gap_day_median_gap":
-        return stat(gaps, pl.col("gap").median(), "gap")
-    if key == "gap_day_share_close_above_open":
-        return stat(gaps, (pl.col("open_to_close") > 0).mean(), "open_to_close")
-    if key == "gap_day_median_open_to_close":
-        return stat(gaps, pl.col("open_to_close").median(), "open_to_close")
-    if key == "gap_day_median_high_over_open":
-        return stat(gaps, pl.col("high_over_open").median(), "high_over_open")
-    if key == "gap_day_first30_volume_share":
-        return stat(minutes, pl.col("first30_volume_share").median(), "first30_volume_share")
-    if key == "gap_day_premarket_volume_share":
-        return stat(minutes, pl.col("premarket_volume_share").median(), "premarket_volume_share")
-    if key == "gap_day_median_hod_minute":
-        return stat(minutes, pl.col("hod_minute").median(), "hod_minute")
-    if key == "gap_day_share_hod_first30":
-        return stat(minutes, (pl.col("hod_minute") < OPENING_MINUTES).mean(), "hod_minute")
-    if key == "gap_day_halts_per_day":
-        return stat(minutes, pl.col("halts").mean(), "halts")
-    raise KeyError(f"no definition for realism fact {key!r}")
-
-
 def _fact_observations(
     key: str, samples: RealismSamples, rules: SampleRules
-) -> tuple[pl.DataFrame, str] | None:
-    """The (ticker, value) observations behind ``key`` and how they combine (the statistic
-    :func:`_value_and_n` computes), or None for a fact without a bootstrap."""
+) -> tuple[pl.DataFrame, str]:
+    """The (ticker, value) observations behind ``key`` and the statistic that combines them:
+    ``mean``, ``median``, ``std`` (ddof 1) or ``kurtosis`` (excess, population moments)."""
     days, gaps, minutes = samples.ticker_days, samples.gap_days, samples.gap_day_minutes
     returns = days.filter(pl.col("log_return").abs() < rules.max_abs_log_return)
     spec: dict[str, tuple[pl.DataFrame, pl.Expr, str]] = {
@@ -555,12 +509,27 @@ def _fact_observations(
         "gap_day_premarket_volume_share": (minutes, pl.col("premarket_volume_share"), "median"),
         "gap_day_median_hod_minute": (minutes, pl.col("hod_minute"), "median"),
         "gap_day_share_hod_first30": (minutes, pl.col("hod_minute") < OPENING_MINUTES, "mean"),
+        "gap_day_halts_per_day": (minutes, pl.col("halts"), "mean"),
     }
     if key not in spec:
-        return None
+        raise KeyError(f"no definition for realism fact {key!r}")
     frame, expr, how = spec[key]
     observed = frame.select("ticker", value=expr.cast(pl.Float64)).drop_nulls("value")
     return observed, how
+
+
+def _value_and_n(key: str, samples: RealismSamples, rules: SampleRules) -> tuple[float | None, int]:
+    observed, how = _fact_observations(key, samples, rules)
+    values = observed.get_column("value")
+    n = values.len()
+    if n == 0:
+        return None, 0
+    if how == "kurtosis":
+        return _excess_kurtosis(values.to_numpy()), n
+    if how == "std":
+        return (float(np.std(values.to_numpy(), ddof=1)) if n > 1 else None), n
+    value = values.median() if how == "median" else values.mean()
+    return (None if value is None else float(value)), n  # type: ignore[arg-type]
 
 
 def _weighted(values: np.ndarray, weights: np.ndarray, how: str) -> np.ndarray:
@@ -599,10 +568,7 @@ def _intervals(
     tail = (1.0 - bootstrap.level) / 2.0 * 100.0
     out: dict[str, tuple[float, float]] = {}
     for key in keys:
-        found = _fact_observations(key, samples, rules)
-        if found is None:
-            continue
-        observed, how = found
+        observed, how = _fact_observations(key, samples, rules)
         coded = observed.join(codes, on="ticker", how="inner")
         if coded.height < 2:
             continue

@@ -42,7 +42,7 @@ import polars as pl
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.minute import POST_CLOSE, PRE_OPEN, REGULAR_OPEN, regular_close_et
 from smallcaps_assets.sources.local.errors import LocalBarsError
-from smallcaps_assets.sources.parsers import MINUTE_BARS_SCHEMA
+from smallcaps_assets.sources.parsers import DAILY_BARS_SCHEMA, MINUTE_BARS_SCHEMA
 
 __all__ = [
     "DAILY_SCHEMA",
@@ -74,18 +74,9 @@ SUPPORTED_SUFFIXES: Final = (".csv.gz", ".csv", ".parquet", ".json.gz", ".json")
 
 MINUTE_SCHEMA: Final = MINUTE_BARS_SCHEMA
 # One daily bar per ticker and session: regular-session OHLC, volume over 04:00-20:00 ET.
+# The raw daily-bar columns without the two a file cannot state (OTC listing, Polygon's stamp).
 DAILY_SCHEMA: Final = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "date": pl.Date(),
-        "open": pl.Float64(),
-        "high": pl.Float64(),
-        "low": pl.Float64(),
-        "close": pl.Float64(),
-        "volume": pl.Float64(),
-        "vwap": pl.Float64(),
-        "transactions": pl.Int64(),
-    }
+    {k: v for k, v in DAILY_BARS_SCHEMA.items() if k not in ("otc", "window_start")}
 )
 TICKERS_SCHEMA: Final = pl.Schema(
     {

@@ -66,6 +66,8 @@ _TYPICAL_FLOAT: Final = 20e6
 # Centres q so that the median gap-up carries no planted drift: a signal changes *which*
 # gappers run, not the median gap day (which fades, as real ones do).
 QUALITY_CENTRE: Final = -0.3
+# Weight of the unobservable part of gap quality: the lower, the more of q the morning shows.
+QUALITY_NOISE: Final = 0.4
 _DILUTION_MEMORY: Final = 60  # sessions an offering weighs on later gaps
 _FADE_SESSIONS: Final = 20
 _FADE_SHARE: Final = 0.7
@@ -537,7 +539,7 @@ class _Chunk:
             + 0.6 * _SCORE_BY_CODE[self.catalyst]
             - 0.35 * (np.log(self.float_shares) - np.log(_TYPICAL_FLOAT))
             - 0.6 * diluted_recently
-            + 0.4 * self.normals[_N_QUALITY]
+            + QUALITY_NOISE * self.normals[_N_QUALITY]
         )
         # Gap days without a real catalyst still get a headline about half the time.
         generic = self.regime & (self.catalyst == Catalyst.NONE) & (u[_U_GENERIC] < 0.5)

@@ -322,7 +322,7 @@ def materialize_raw(
     dataset: RawDataset,
     market: MarketDataResource,
     data: DataStoreResource,
-    universe_rules: UniverseRulesResource | None = None,
+    universe_rules: UniverseRulesResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     store = data.store()
     days = [dt.date.fromisoformat(key) for key in context.partition_keys]
@@ -344,8 +344,8 @@ def materialize_raw(
     fetch: Fetch = dataset.fetch
     if dataset.price_capped:
         capped = cast(PriceCappedFetch, dataset.fetch)
-        configured = (universe_rules or UniverseRulesResource()).price_max
-        fetch = functools.partial(capped, price_cap=market.details_price_cap(configured))
+        price_cap = market.details_price_cap(universe_rules.price_max)
+        fetch = functools.partial(capped, price_cap=price_cap)
 
     async def fetch_all() -> dict[str, int]:
         nonlocal total_rows

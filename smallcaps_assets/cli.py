@@ -756,7 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     canary.add_argument("--start", type=_iso_date, default=dt.date(2024, 1, 2))
     canary.add_argument("--end", type=_iso_date, default=dt.date(2025, 2, 28))
-    canary.add_argument("--tickers", type=int, default=1500)
+    canary.add_argument("--tickers", type=int, default=2000)
     canary.add_argument("--seed", type=int, default=11, help="one seed (default 11)")
     canary.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="several seeds, one market each"

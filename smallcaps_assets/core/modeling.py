@@ -38,7 +38,9 @@ KEY: Final = ("date", "ticker", "ts", "pattern")
 @dataclass(frozen=True)
 class ModelSettings:
     min_train_events: int = 200
-    min_validation_events: int = 50
+    # The calibrated demo market (300 names) has months of 44-127 labelled events; a
+    # validation month below 40 is refused as too thin to choose a threshold on.
+    min_validation_events: int = 40
     max_blend_weight: float = 0.8
     top_fraction: float = 0.1
     seed: int = 7

@@ -87,7 +87,7 @@ class ModelSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     train_months: int = 6
     embargo_sessions: int = 1
     min_train_events: int = 200
-    min_validation_events: int = 50
+    min_validation_events: int = 40
     max_blend_weight: float = 0.8
     seed: int = 7
 

@@ -3,6 +3,11 @@
 Layout: ``<root>/<layer>/<dataset>/date=YYYY-MM-DD/part-0.parquet`` so DuckDB and Polars can prune
 by date. Writes are atomic (temporary file, then rename) and replace the partition, never append.
 Raw data is immutable: a re-download that differs keeps the earlier file under ``_versions/``.
+
+Write-audit-publish: a frame that fails its checks never becomes the partition. It is kept under
+``_quarantine/`` with a ``REJECTED.json`` marker beside it, and until a later frame passes and is
+published, reading that partition raises :class:`RejectedPartitionError` (so nothing downstream,
+in this run or a later one, builds on a partition whose latest audit failed).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import posixpath
 import uuid
 from dataclasses import dataclass
@@ -18,10 +24,17 @@ from typing import Any
 
 import fsspec
 import polars as pl
+import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 PART_FILE = "part-0.parquet"
 VERSIONS_DIR = "_versions"
+QUARANTINE_DIR = "_quarantine"
+REJECTION_FILE = "REJECTED.json"
+
+
+class RejectedPartitionError(RuntimeError):
+    """The partition's latest frame failed its blocking checks; the stored file is an older one."""
 
 
 class WriteOutcome(StrEnum):
@@ -82,12 +95,27 @@ class DataStore:
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, layer: str, dataset: str, day: dt.date | str) -> pl.DataFrame:
+        """The partition's frame; refuses a partition whose latest audit failed."""
         path = self.partition_path(layer, dataset, day)
-        if not self._fs.exists(path):
+        exists = bool(self._fs.exists(path))
+        rejection = self.rejection(layer, dataset, day)
+        if rejection is not None:
+            raise RejectedPartitionError(
+                _rejection_message(layer, dataset, day, rejection, has_file=exists)
+            )
+        if not exists:
             raise FileNotFoundError(
                 f"{layer}/{dataset} has no partition {_iso(day)} (expected {self.url(path)}); "
                 "materialize it first"
             )
+        return self._read_path(path)
+
+    def row_count(self, layer: str, dataset: str, day: dt.date | str) -> int:
+        """Rows of a stored partition, from the parquet footer (the data is not read)."""
+        with self._fs.open(self.partition_path(layer, dataset, day), "rb") as fh:
+            return int(pq.ParquetFile(fh).metadata.num_rows)
+
+    def _read_path(self, path: str) -> pl.DataFrame:
         with self._fs.open(path, "rb") as fh:
             return pl.read_parquet(fh, hive_partitioning=False)
 
@@ -102,6 +130,7 @@ class DataStore:
         payload = _to_parquet_bytes(df)
         existed = bool(self._fs.exists(path))
         self._publish(path, payload)
+        self._clear_rejection(layer, dataset, day)
         outcome = WriteOutcome.REPLACED if existed else WriteOutcome.CREATED
         return WriteReport(
             path=self.url(path), outcome=outcome, rows=df.height, sha256=_sha(payload)
@@ -122,8 +151,10 @@ class DataStore:
         digest = _sha(payload)
         if not self._fs.exists(path):
             self._publish(path, payload)
+            self._clear_rejection(layer, dataset, day)
             return WriteReport(self.url(path), WriteOutcome.CREATED, df.height, digest)
-        previous = self.read(layer, dataset, day)
+        previous = self._read_path(path)
+        self._clear_rejection(layer, dataset, day)
         if _same_content(previous, df):
             return WriteReport(self.url(path), WriteOutcome.UNCHANGED, df.height, digest)
         stamp = ingested_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -140,6 +171,59 @@ class DataStore:
             digest,
             previous_version=self.url(version_path),
         )
+
+    # -- quarantine ----------------------------------------------------------------------------
+    def quarantine(
+        self,
+        layer: str,
+        dataset: str,
+        day: dt.date | str,
+        df: pl.DataFrame,
+        *,
+        rejected_at: dt.datetime,
+        failures: dict[str, dict[str, int]],
+    ) -> str:
+        """Keep a frame that failed its checks beside (never in place of) the partition, and mark
+        the partition rejected; returns the quarantined file's URL."""
+        stamp = rejected_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        folder = self._quarantine_dir(layer, dataset, day)
+        path = posixpath.join(folder, f"part-0.{stamp}.parquet")
+        self._publish(path, _to_parquet_bytes(df))
+        marker = {
+            "partition": _iso(day),
+            "dataset": f"{layer}/{dataset}",
+            "rejected_at": rejected_at.astimezone(dt.UTC).isoformat(),
+            "rows": df.height,
+            "quarantined": self.url(path),
+            "failed_checks": failures,
+        }
+        self._publish(
+            posixpath.join(folder, REJECTION_FILE), (json.dumps(marker, indent=2) + "\n").encode()
+        )
+        return self.url(path)
+
+    def rejection(self, layer: str, dataset: str, day: dt.date | str) -> dict[str, Any] | None:
+        """The marker of the partition's latest failed audit, or None when it passed."""
+        marker = posixpath.join(self._quarantine_dir(layer, dataset, day), REJECTION_FILE)
+        if not self._fs.exists(marker):
+            return None
+        with self._fs.open(marker, "rb") as fh:
+            loaded: dict[str, Any] = json.loads(fh.read())
+        return loaded
+
+    def quarantined(self, layer: str, dataset: str, day: dt.date | str) -> list[str]:
+        pattern = posixpath.join(self._quarantine_dir(layer, dataset, day), "*.parquet")
+        return sorted(self.url(p) for p in self._fs.glob(pattern))
+
+    def _quarantine_dir(self, layer: str, dataset: str, day: dt.date | str) -> str:
+        return posixpath.join(self._base, QUARANTINE_DIR, layer, dataset, f"date={_iso(day)}")
+
+    def _clear_rejection(self, layer: str, dataset: str, day: dt.date | str) -> None:
+        # A frame that passed its audit was just published: the partition is good again (the
+        # quarantined files stay for inspection).
+        marker = posixpath.join(self._quarantine_dir(layer, dataset, day), REJECTION_FILE)
+        if self._fs.exists(marker):
+            self._fs.rm(marker)
 
     def versions(self, layer: str, dataset: str, day: dt.date | str) -> list[str]:
         pattern = posixpath.join(
@@ -197,6 +281,28 @@ def _iso(day: dt.date | str) -> str:
     if isinstance(day, str):
         return dt.date.fromisoformat(day).isoformat()
     return day.isoformat()
+
+
+def _rejection_message(
+    layer: str, dataset: str, day: dt.date | str, marker: dict[str, Any], *, has_file: bool
+) -> str:
+    failed = ", ".join(
+        f"{check} ({sum(cases.values())} failing)"
+        for check, cases in (marker.get("failed_checks") or {}).items()
+    )
+    stored = (
+        "the stored file is the earlier one, but nothing is built on it"
+        if has_file
+        else "no file was ever published, and nothing is built"
+    )
+    return (
+        f"{layer}/{dataset} {_iso(day)} failed its checks when last materialized "
+        f"({marker.get('rejected_at', '?')}: {failed or 'blocking checks failed'}); {stored} "
+        "until the partition passes. The "
+        f"rejected frame is at {marker.get('quarantined', '?')}. Re-materialize {layer}/{dataset} "
+        f"for {_iso(day)} once the source is right, or delete its {REJECTION_FILE} under "
+        f"{QUARANTINE_DIR}/ to accept the stored file."
+    )
 
 
 def _to_parquet_bytes(df: pl.DataFrame) -> bytes:

@@ -6,9 +6,10 @@ Each returns a :class:`CheckReport`; the Dagster layer turns reports into asset 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
@@ -141,3 +142,34 @@ def condition_report(name: str, holds: bool, detail: str, *, partition: str = ""
             {"partition": partition, "column": "", "check": name, "failure_case": detail, "row": ""}
         )
     return report
+
+
+# A session's row count below this share of the median of the sessions before it is a collapse:
+# grouped daily bars and ticker lists move by a few percent a day, never by half.
+ROW_COLLAPSE_SHARE = 0.5
+ROW_COUNT_HISTORY = 5
+
+
+def row_count_report(
+    rows: int, previous: Sequence[int], *, partition: str = "", share: float = ROW_COLLAPSE_SHARE
+) -> CheckReport:
+    """A session that must have data: not empty, and not collapsed against the sessions before it
+    (``previous``: their row counts, most recent last; only the last ``ROW_COUNT_HISTORY`` count).
+    """
+    if rows == 0:
+        return condition_report(
+            "rows on a trading session",
+            False,
+            "0 rows: the source answered with no data for a session that always has some",
+            partition=partition,
+        )
+    recent = [n for n in previous[-ROW_COUNT_HISTORY:] if n > 0]
+    if not recent:
+        return condition_report("rows on a trading session", True, "", partition=partition)
+    median = float(np.median(recent))
+    return condition_report(
+        f"rows >= {share:.0%} of the median of the previous sessions",
+        rows >= share * median,
+        f"{rows} rows against a median of {median:,.0f} over the {len(recent)} sessions before",
+        partition=partition,
+    )

@@ -1,97 +1,32 @@
-"""One small factory for the blocking checks every dataset carries.
+"""The blocking checks every dataset carries, and write-audit-publish of its partitions.
 
-Assets write their own partition files (so ranged backfills run as one run), which means checks
-are evaluated inside the asset over each partition it wrote and reported through
-``MaterializeResult(check_results=...)``. A failed blocking check fails the step after the files
-are recorded, so nothing downstream runs on bad data.
+Assets write their own partition files (so ranged backfills run as one run), so checks are
+evaluated inside the asset on each partition's frame *before* it is written
+(:class:`PartitionPublisher`): a frame that passes is published atomically as the partition; one
+that fails is quarantined beside it, the earlier file stays canonical, and the step fails after
+recording what it published, so nothing downstream runs on bad data, in this run or a later one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
-import pandera.polars as pa
 import polars as pl
 
-from smallcaps_assets.core.validation import CheckReport, dates_within, validate_schema
+from smallcaps_assets.core.storage import DataStore, RejectedPartitionError, WriteReport
+from smallcaps_assets.core.validation import CheckReport
 
 SCHEMA_CHECK = "schema"
 DATES_CHECK = "dates_in_partition"
+ROWS_CHECK = "rows_on_session"
+
+PublishEvent = dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult  # type: ignore[type-arg]
 
 
-def check_specs(
-    asset_key: dg.AssetKey, model: type[pa.DataFrameModel], *, dated: bool = True
-) -> list[dg.AssetCheckSpec]:
-    specs = [
-        dg.AssetCheckSpec(
-            SCHEMA_CHECK,
-            asset=asset_key,
-            blocking=True,
-            description=f"Pandera {model.__name__}: dtypes, value ranges, unique keys and row-level rules.",
-        )
-    ]
-    if dated:
-        specs.append(
-            dg.AssetCheckSpec(
-                DATES_CHECK,
-                asset=asset_key,
-                blocking=True,
-                description="Every row is stamped inside the partition it is stored in.",
-            )
-        )
-    return specs
-
-
-class PartitionChecks:
-    """Accumulates check reports across the partitions of one run."""
-
-    def __init__(
-        self,
-        asset_key: dg.AssetKey,
-        model: type[pa.DataFrameModel],
-        *,
-        date_column: str | None,
-        tz: str | None = None,
-    ) -> None:
-        self.asset_key = asset_key
-        self.model = model
-        self.date_column = date_column
-        self.tz = tz
-        self.schema = CheckReport()
-        self.dates = CheckReport()
-        self.partitions: list[str] = []
-
-    def observe(
-        self, partition_key: str, df: pl.DataFrame, *, allowed_days: Iterable[dt.date] | None = None
-    ) -> None:
-        self.partitions.append(partition_key)
-        self.schema.merge(validate_schema(self.model, df, partition=partition_key))
-        if self.date_column is not None:
-            days = (
-                list(allowed_days)
-                if allowed_days is not None
-                else [dt.date.fromisoformat(partition_key)]
-            )
-            self.dates.merge(
-                dates_within(df, self.date_column, days, partition=partition_key, tz=self.tz)
-            )
-
-    def results(self) -> list[dg.AssetCheckResult]:
-        results = [_to_result(self.asset_key, SCHEMA_CHECK, self.schema, self.partitions)]
-        if self.date_column is not None:
-            results.append(_to_result(self.asset_key, DATES_CHECK, self.dates, self.partitions))
-        return results
-
-
-def _to_result(
-    asset_key: dg.AssetKey,
-    name: str,
-    report: CheckReport,
-    partitions: list[str],
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
-) -> dg.AssetCheckResult:
+def _check_metadata(report: CheckReport, partitions: list[str]) -> dict[str, dg.RawMetadataValue]:
     metadata: dict[str, dg.RawMetadataValue] = {
         "rows_checked": report.rows_checked,
         "failing_rows": report.failures,
@@ -110,13 +45,7 @@ def _to_result(
             records=[dg.TableRecord({c: r.get(c, "") for c in columns}) for r in report.sample],
             schema=dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in columns]),
         )
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name=name,
-        passed=report.passed,
-        severity=severity,
-        metadata=metadata,
-    )
+    return metadata
 
 
 class NamedChecks:
@@ -160,16 +89,149 @@ class NamedChecks:
         for name, report in reports.items():
             self.reports[name].merge(report)
 
-    def results(self) -> list[dg.AssetCheckResult]:
+    def blocking_failures(self, reports: dict[str, CheckReport]) -> list[str]:
+        """The blocking checks among ``reports`` that failed (warnings never block)."""
+        return [n for n, r in reports.items() if not r.passed and n not in self.warnings]
+
+    def severity(self, name: str) -> dg.AssetCheckSeverity:
+        return dg.AssetCheckSeverity.WARN if name in self.warnings else dg.AssetCheckSeverity.ERROR
+
+    def results(
+        self, extra: dict[str, dict[str, dg.RawMetadataValue]] | None = None
+    ) -> list[dg.AssetCheckResult]:
         return [
-            _to_result(
-                self.asset_key,
-                name,
-                report,
-                self.partitions,
-                dg.AssetCheckSeverity.WARN
-                if name in self.warnings
-                else dg.AssetCheckSeverity.ERROR,
+            dg.AssetCheckResult(
+                asset_key=self.asset_key,
+                check_name=name,
+                passed=report.passed,
+                severity=self.severity(name),
+                metadata={
+                    **_check_metadata(report, self.partitions),
+                    **(extra or {}).get(name, {}),
+                },
             )
             for name, report in self.reports.items()
         ]
+
+
+def run_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """The run's partition keys, refusing an empty range (a reversed ``--partition-range``)
+    instead of recording a materialization of nothing."""
+    keys = sorted(context.partition_keys)
+    if not keys:
+        raise dg.Failure(
+            description=(
+                f"{context.asset_key.to_user_string()}: the run selects no partition (an empty or "
+                "reversed partition range?); nothing was materialized"
+            )
+        )
+    return keys
+
+
+class PartitionPublisher:
+    """Write-audit-publish for the partitions of one run.
+
+    ``submit`` audits a partition's frame with its check reports and publishes it (``publish``: an
+    atomic write to the store) only when every blocking check passed; otherwise the frame goes to
+    the store's quarantine and the partition keeps its earlier file. ``result`` then either returns
+    the run's MaterializeResult (all published) or logs the published partitions' materializations
+    and every check's evaluation and fails the step, naming each rejected partition.
+    """
+
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        checks: NamedChecks,
+        store: DataStore,
+        layer: str,
+        dataset: str,
+    ) -> None:
+        self.context = context
+        self.checks = checks
+        self.store = store
+        self.layer = layer
+        self.dataset = dataset
+        self.published: dict[str, dict[str, Any]] = {}
+        self.rejected: dict[str, str] = {}
+        self.quarantined: dict[str, list[str]] = {}
+
+    def submit(
+        self,
+        key: str,
+        frame: pl.DataFrame,
+        reports: dict[str, CheckReport],
+        publish: Callable[[], WriteReport],
+    ) -> WriteReport | None:
+        self.checks.record(key, reports)
+        failed = self.checks.blocking_failures(reports)
+        if not failed:
+            return publish()
+        path = self.store.quarantine(
+            self.layer,
+            self.dataset,
+            key,
+            frame,
+            rejected_at=dt.datetime.now(dt.UTC),
+            failures={name: dict(reports[name].by_check) for name in failed},
+        )
+        for name in failed:
+            self.quarantined.setdefault(name, []).append(path)
+        self.rejected[key] = (
+            f"{', '.join(failed)} failed ({sum(reports[n].failures for n in failed)} failing); "
+            f"frame quarantined at {path}"
+        )
+        self.context.log.error(f"{self.asset_name} {key} rejected: {self.rejected[key]}")
+        return None
+
+    def blocked(self, key: str, error: RejectedPartitionError) -> None:
+        """A partition not built because an input it reads was rejected by its own checks."""
+        self.rejected[key] = f"not built: {error}"
+        self.context.log.error(f"{self.asset_name} {key} {self.rejected[key]}")
+
+    def describe(self, key: str, metadata: dict[str, Any]) -> None:
+        """Metadata of a published partition."""
+        self.published[key] = metadata
+
+    @property
+    def asset_name(self) -> str:
+        return self.checks.asset_key.to_user_string()
+
+    def outcome(self, metadata: dict[str, Any]) -> Iterator[PublishEvent]:
+        """What the asset yields: the run's MaterializeResult when every partition was published;
+        otherwise the published partitions' materializations and every check's result, then the
+        step fails (events are yielded, not logged: a step that raises drops logged events)."""
+        extra: dict[str, dict[str, dg.RawMetadataValue]] = {
+            name: {"quarantined": dg.MetadataValue.json(paths)}
+            for name, paths in self.quarantined.items()
+        }
+        if not self.rejected:
+            for key, partition_metadata in self.published.items():
+                self.context.add_asset_metadata(partition_metadata, partition_key=key)
+            yield dg.MaterializeResult(metadata=metadata, check_results=self.checks.results(extra))
+            return
+        for key, partition_metadata in self.published.items():
+            yield dg.AssetMaterialization(
+                asset_key=self.checks.asset_key, partition=key, metadata=partition_metadata
+            )
+        yield from self.checks.results(extra)
+        lines = [f"  {key}: {why}" for key, why in sorted(self.rejected.items())]
+        raise dg.Failure(
+            description=(
+                f"{self.asset_name}: {len(self.rejected)} partition(s) rejected, "
+                f"{len(self.published)} published; a rejected partition keeps its earlier file.\n"
+                + "\n".join(lines)
+            ),
+            metadata={
+                "rejected": dg.MetadataValue.json(self.rejected),
+                "published": sorted(self.published),
+            },
+            allow_retries=False,
+        )
+
+
+def previous_row_counts(
+    store: DataStore, layer: str, dataset: str, day: dt.date, history: int
+) -> Sequence[int]:
+    """Row counts of up to ``history`` stored partitions before ``day``, oldest first."""
+    before = [k for k in store.partitions(layer, dataset) if k < day.isoformat()][-history:]
+    return [store.row_count(layer, dataset, k) for k in before]

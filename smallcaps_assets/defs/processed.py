@@ -11,7 +11,8 @@ its session) and each asset's meaning checks.
 """
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,14 +41,20 @@ from smallcaps_assets.core.processed_schemas import (
     check_point_in_time,
     universe_model,
 )
-from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.core.storage import DataStore, RejectedPartitionError
 from smallcaps_assets.core.validation import (
     CheckReport,
     condition_report,
     rules_report,
     validate_schema,
 )
-from smallcaps_assets.defs.checks import NamedChecks
+from smallcaps_assets.defs.checks import (
+    SCHEMA_CHECK,
+    NamedChecks,
+    PartitionPublisher,
+    PublishEvent,
+    run_partition_keys,
+)
 from smallcaps_assets.defs.partitions import trading_days
 from smallcaps_assets.defs.raw import MINUTE_REQUESTS
 from smallcaps_assets.defs.resources import (
@@ -59,7 +66,6 @@ from smallcaps_assets.defs.resources import (
 LAYER = "processed"
 RAW = "raw"
 
-SCHEMA_CHECK = "schema"
 POINT_IN_TIME_CHECK = "point_in_time"
 BASE_CHECKS = {
     SCHEMA_CHECK: "Pandera model: dtypes, value ranges, unique keys and row-level rules.",
@@ -417,25 +423,38 @@ def materialize_processed(
     *,
     universe_rules: UniverseRulesResource,
     research: ResearchSettingsResource,
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    days = sorted(dt.date.fromisoformat(key) for key in context.partition_keys)
+) -> Iterator[PublishEvent]:
+    days = [dt.date.fromisoformat(key) for key in run_partition_keys(context)]
     inputs = RunInputs(store, days[0], days[-1], universe_rules, research)
     model = universe_model(universe_rules.rules()) if dataset.name == "universe" else dataset.model
-    checks = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks})
+    publisher = PartitionPublisher(
+        context,
+        NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks}),
+        store,
+        dataset.layer,
+        dataset.name,
+    )
     rows: list[tuple[str, dict[str, Any]]] = []
     total_rows = 0
     for day in days:
         key = day.isoformat()
-        out = dataset.build(inputs, day)
-        report = store.write(dataset.layer, dataset.name, day, out.frame)
-        checks.record(
+        try:
+            out = dataset.build(inputs, day)
+        except RejectedPartitionError as exc:
+            publisher.blocked(key, exc)
+            continue
+        report = publisher.submit(
             key,
+            out.frame,
             {
                 SCHEMA_CHECK: validate_schema(model, out.frame, partition=key),
                 POINT_IN_TIME_CHECK: dataset.check_point_in_time(out.frame, day, key),
                 **out.checks,
             },
+            functools.partial(store.write, dataset.layer, dataset.name, day, out.frame),
         )
+        if report is None:
+            continue
         metadata: dict[str, Any] = {
             "dagster/row_count": out.frame.height,
             "path": dg.MetadataValue.path(report.path),
@@ -443,15 +462,15 @@ def materialize_processed(
         }
         if out.stats is not None:
             metadata["cleaning"] = dg.MetadataValue.json(out.stats)
-        context.add_asset_metadata(metadata, partition_key=key)
+        publisher.describe(key, metadata)
         rows.append((key, out.metadata))
         total_rows += out.frame.height
         progress.partition_done(dataset.key.to_user_string(), key)
     run_metadata: dict[str, Any] = {"partitions_in_run": len(days), "rows_in_run": total_rows}
-    if dataset.monthly:
+    if dataset.monthly and rows:
         run_metadata["by_month"] = dg.MetadataValue.md(_month_table(rows, dataset.monthly))
     context.log.info(f"{dataset.key.to_user_string()}: {len(days)} session(s), {total_rows} rows")
-    return dg.MaterializeResult(metadata=run_metadata, check_results=checks.results())
+    yield from publisher.outcome(run_metadata)
 
 
 def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
@@ -473,8 +492,8 @@ def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
         data: DataStoreResource,
         universe_rules: UniverseRulesResource,
         research: ResearchSettingsResource,
-    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        return materialize_processed(
+    ) -> Iterator[PublishEvent]:
+        yield from materialize_processed(
             context, dataset, data.store(), universe_rules=universe_rules, research=research
         )
 

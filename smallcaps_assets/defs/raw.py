@@ -8,9 +8,9 @@ concurrent runs do not multiply the load on the API.
 import asyncio
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import dagster as dg
 import pandera.polars as pa
@@ -19,9 +19,32 @@ import polars as pl
 from smallcaps_assets import progress
 from smallcaps_assets.core import calendar, minute
 from smallcaps_assets.core.schemas import RAW_MODELS
-from smallcaps_assets.core.storage import DataStore, WriteOutcome, time_range
+from smallcaps_assets.core.storage import (
+    DataStore,
+    RejectedPartitionError,
+    WriteOutcome,
+    WriteReport,
+    time_range,
+)
 from smallcaps_assets.core.universe import COMMON_STOCK, UniverseRules
-from smallcaps_assets.defs.checks import PartitionChecks, check_specs
+from smallcaps_assets.core.validation import (
+    ROW_COLLAPSE_SHARE,
+    ROW_COUNT_HISTORY,
+    CheckReport,
+    dates_within,
+    row_count_report,
+    validate_schema,
+)
+from smallcaps_assets.defs.checks import (
+    DATES_CHECK,
+    ROWS_CHECK,
+    SCHEMA_CHECK,
+    NamedChecks,
+    PartitionPublisher,
+    PublishEvent,
+    previous_row_counts,
+    run_partition_keys,
+)
 from smallcaps_assets.defs.partitions import TIMEZONE, trading_days
 from smallcaps_assets.defs.resources import (
     DataStoreResource,
@@ -37,6 +60,7 @@ POLYGON_POOL = "polygon_api"
 SESSIONS_IN_FLIGHT = 4
 
 Fetch = Callable[[PolygonClient, dt.date, DataStore], Awaitable[pl.DataFrame]]
+T = TypeVar("T")
 
 
 class PriceCappedFetch(Protocol):
@@ -63,6 +87,9 @@ class RawDataset:
     group: str = LAYER
     # The fetch takes ``price_cap``: the source's previous-close cap on the names it asks about.
     price_capped: bool = False
+    # Every session has rows (the whole market's bars, the listed tickers): an empty answer or a
+    # collapse against the sessions before is a source fault, never a partition.
+    rows_expected: bool = False
 
     def days_in_partition(self, session: dt.date) -> list[dt.date]:
         if self.allowed_days is not None:
@@ -235,6 +262,7 @@ RAW_DATASETS: list[RawDataset] = [
         "Every ticker listed on the session, active and delisted as of that date (survivorship-free).",
         _fetch_tickers,
         time_column="as_of",
+        rows_expected=True,
     ),
     RawDataset(
         "daily_bars",
@@ -242,6 +270,7 @@ RAW_DATASETS: list[RawDataset] = [
         "volume including extended hours).",
         _fetch_daily_bars,
         time_column="window_start",
+        rows_expected=True,
     ),
     RawDataset(
         "ticker_details",
@@ -292,13 +321,13 @@ MINUTE_BARS = RawDataset(
 
 
 async def _bounded(
-    days: Iterable[dt.date], work: Callable[[dt.date], Awaitable[pl.DataFrame]], limit: int
-) -> AsyncIterator[tuple[dt.date, pl.DataFrame]]:
+    days: Iterable[dt.date], work: Callable[[dt.date], Awaitable[T]], limit: int
+) -> AsyncIterator[tuple[dt.date, T]]:
     """Yield (day, result) as sessions finish, with at most ``limit`` sessions in flight."""
-    pending: set[asyncio.Task[tuple[dt.date, pl.DataFrame]]] = set()
+    pending: set[asyncio.Task[tuple[dt.date, T]]] = set()
     queue = list(days)
 
-    async def run(day: dt.date) -> tuple[dt.date, pl.DataFrame]:
+    async def run(day: dt.date) -> tuple[dt.date, T]:
         return day, await work(day)
 
     try:
@@ -317,15 +346,50 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+RAW_CHECKS = {
+    SCHEMA_CHECK: "Pandera model of the source's answer: dtypes, value ranges, unique keys.",
+    DATES_CHECK: "Every row is stamped inside the partition it is stored in.",
+}
+ROWS_CHECKS = {
+    ROWS_CHECK: "The session has data (an empty answer on a trading session is refused) and no "
+    f"fewer than {ROW_COLLAPSE_SHARE:.0%} of the median rows of the {ROW_COUNT_HISTORY} stored "
+    "sessions before it.",
+}
+
+
+def raw_checks(dataset: RawDataset) -> NamedChecks:
+    return NamedChecks(
+        dataset.key, {**RAW_CHECKS, **(ROWS_CHECKS if dataset.rows_expected else {})}
+    )
+
+
+def audit_raw(
+    dataset: RawDataset, store: DataStore, day: dt.date, frame: pl.DataFrame
+) -> dict[str, CheckReport]:
+    """Every check of a raw frame, run before it may become the partition."""
+    key = day.isoformat()
+    tz = TIMEZONE if dataset.time_column == "published_utc" or dataset.allowed_days else None
+    reports = {
+        SCHEMA_CHECK: validate_schema(dataset.model, frame, partition=key),
+        DATES_CHECK: dates_within(
+            frame, dataset.time_column, dataset.days_in_partition(day), partition=key, tz=tz
+        ),
+    }
+    if dataset.rows_expected:
+        history = previous_row_counts(store, LAYER, dataset.name, day, ROW_COUNT_HISTORY)
+        reports[ROWS_CHECK] = row_count_report(frame.height, history, partition=key)
+    return reports
+
+
 def materialize_raw(
     context: dg.AssetExecutionContext,
     dataset: RawDataset,
     market: MarketDataResource,
     data: DataStoreResource,
     universe_rules: UniverseRulesResource,
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
+) -> Iterator[PublishEvent]:
     store = data.store()
-    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+    days = [dt.date.fromisoformat(key) for key in run_partition_keys(context)]
     ingested_at = utc_now()
     still_open = [d.isoformat() for d in days if not minute.session_closed(d, ingested_at)]
     if still_open:
@@ -335,8 +399,7 @@ def materialize_raw(
             f"{dataset.key.to_user_string()}: session(s) {', '.join(still_open)} have not closed "
             "yet; materialize them after the close (the after_close schedule runs at 16:45 ET)"
         )
-    tz = TIMEZONE if dataset.time_column == "published_utc" or dataset.allowed_days else None
-    checks = PartitionChecks(dataset.key, dataset.model, date_column=dataset.time_column, tz=tz)
+    publisher = PartitionPublisher(context, raw_checks(dataset), store, LAYER, dataset.name)
     outcomes: dict[str, int] = {}
     total_rows = 0
     # Local files are validated here, so a bad one fails the run before any partition is written.
@@ -350,38 +413,38 @@ def materialize_raw(
     async def fetch_all() -> dict[str, int]:
         nonlocal total_rows
         async with market.client(store) as client:
-            async for day, frame in _bounded(
-                days, lambda d: fetch(client, d, store), SESSIONS_IN_FLIGHT
-            ):
-                report = store.write_immutable(
-                    LAYER, dataset.name, day, frame, ingested_at=ingested_at
-                )
+
+            async def fetch_one(day: dt.date) -> pl.DataFrame | RejectedPartitionError:
+                # An input this session reads (raw tickers, say) was rejected: skip, don't fail all.
+                try:
+                    return await fetch(client, day, store)
+                except RejectedPartitionError as exc:
+                    return exc
+
+            async for day, frame in _bounded(days, fetch_one, SESSIONS_IN_FLIGHT):
                 key = day.isoformat()
-                checks.observe(
+                if isinstance(frame, RejectedPartitionError):
+                    publisher.blocked(key, frame)
+                    continue
+                report = publisher.submit(
                     key,
                     frame,
-                    allowed_days=dataset.days_in_partition(day),
+                    audit_raw(dataset, store, day, frame),
+                    functools.partial(
+                        store.write_immutable,
+                        LAYER,
+                        dataset.name,
+                        day,
+                        frame,
+                        ingested_at=ingested_at,
+                    ),
                 )
-                outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
-                total_rows += frame.height
-                span = time_range(frame, dataset.time_column)
-                metadata: dict[str, Any] = {
-                    "dagster/row_count": frame.height,
-                    "first": span["first"] or "",
-                    "last": span["last"] or "",
-                    "path": dg.MetadataValue.path(report.path),
-                    "sha256": report.sha256,
-                    "write": report.outcome.value,
-                }
-                if report.outcome is WriteOutcome.VERSIONED:
-                    metadata["previous_version"] = dg.MetadataValue.path(
-                        report.previous_version or ""
+                if report is not None:
+                    outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
+                    total_rows += frame.height
+                    publisher.describe(
+                        key, _partition_metadata(context, dataset, key, frame, report)
                     )
-                    context.log.warning(
-                        f"{dataset.key.to_user_string()} {key}: the source now differs from the stored "
-                        f"download; the earlier file is kept at {report.previous_version}"
-                    )
-                context.add_asset_metadata(metadata, partition_key=key)
                 progress.partition_done(dataset.key.to_user_string(), key)
             stats = client.stats
             return {
@@ -395,8 +458,8 @@ def materialize_raw(
         f"{dataset.key.to_user_string()}: {len(days)} session(s), {total_rows} rows, writes {outcomes}, "
         f"requests {request_stats}"
     )
-    return dg.MaterializeResult(
-        metadata={
+    yield from publisher.outcome(
+        {
             "partitions_in_run": len(days),
             "rows_in_run": total_rows,
             "writes": dg.MetadataValue.json(outcomes),
@@ -404,9 +467,33 @@ def materialize_raw(
             "requests": request_stats["requests"],
             "retries": request_stats["retries"],
             "skipped_not_found": request_stats["not_found"],
-        },
-        check_results=checks.results(),
+        }
     )
+
+
+def _partition_metadata(
+    context: dg.AssetExecutionContext,
+    dataset: RawDataset,
+    key: str,
+    frame: pl.DataFrame,
+    report: WriteReport,
+) -> dict[str, Any]:
+    span = time_range(frame, dataset.time_column)
+    metadata: dict[str, Any] = {
+        "dagster/row_count": frame.height,
+        "first": span["first"] or "",
+        "last": span["last"] or "",
+        "path": dg.MetadataValue.path(report.path),
+        "sha256": report.sha256,
+        "write": report.outcome.value,
+    }
+    if report.outcome is WriteOutcome.VERSIONED:
+        metadata["previous_version"] = dg.MetadataValue.path(report.previous_version or "")
+        context.log.warning(
+            f"{dataset.key.to_user_string()} {key}: the source now differs from the stored "
+            f"download; the earlier file is kept at {report.previous_version}"
+        )
+    return metadata
 
 
 def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
@@ -418,7 +505,7 @@ def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=POLYGON_POOL,
         deps=dataset.deps,
-        check_specs=check_specs(dataset.key, dataset.model),
+        check_specs=raw_checks(dataset).specs(),
         kinds={"polygon", "parquet"},
     )
     def _raw_asset(
@@ -426,8 +513,8 @@ def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
         market: MarketDataResource,
         data: DataStoreResource,
         universe_rules: UniverseRulesResource,
-    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        return materialize_raw(context, dataset, market, data, universe_rules)
+    ) -> Iterator[PublishEvent]:
+        yield from materialize_raw(context, dataset, market, data, universe_rules)
 
     return _raw_asset
 

@@ -8,6 +8,8 @@ a ranged run over several months also reports the facts pooled over its whole ra
 
 import base64
 import datetime as dt
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -15,8 +17,15 @@ import polars as pl
 
 from smallcaps_assets import progress
 from smallcaps_assets.core import calendar, realism
+from smallcaps_assets.core.storage import RejectedPartitionError
 from smallcaps_assets.core.validation import rules_report, validate_schema
-from smallcaps_assets.defs.checks import NamedChecks
+from smallcaps_assets.defs.checks import (
+    SCHEMA_CHECK,
+    NamedChecks,
+    PartitionPublisher,
+    PublishEvent,
+    run_partition_keys,
+)
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import render_png
 from smallcaps_assets.defs.resources import DataStoreResource
@@ -25,7 +34,6 @@ from smallcaps_assets.research.market_realism import StoredInputs, read_stored_i
 LAYER = "research"
 DATASET = "market_realism"
 KEY = dg.AssetKey([LAYER, DATASET])
-SCHEMA_CHECK = "schema"
 RANGES_CHECK = "inside_real_ranges"
 
 
@@ -144,24 +152,27 @@ def _pooled(parts: list[StoredInputs], minimums: realism.SampleMinimums) -> real
 )
 def market_realism(
     context: dg.AssetExecutionContext, config: MarketRealismConfig, data: DataStoreResource
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
+) -> Iterator[PublishEvent]:
     store = data.store()
     minimums = config.minimums()
-    checks = _checks()
+    publisher = PartitionPublisher(context, _checks(), store, LAYER, DATASET)
     parts: list[StoredInputs] = []
-    for key in sorted(context.partition_keys):
+    for key in run_partition_keys(context):
         month = dt.date.fromisoformat(key)
         try:
             inputs = read_stored_inputs(store, month, _month_end(month))
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{KEY.to_user_string()} {month:%Y-%m}: {exc}") from exc
+        except RejectedPartitionError as exc:
+            publisher.blocked(key, exc)
+            continue
         report = realism.measure_realism(inputs.daily_bars, inputs.minute_bars, minimums=minimums)
         frame = report.facts.with_columns(month=pl.lit(month)).select(
             realism.MARKET_REALISM_SCHEMA.names()
         )
-        written = store.write(LAYER, DATASET, month, frame)
-        checks.record(
+        written = publisher.submit(
             key,
+            frame,
             {
                 SCHEMA_CHECK: validate_schema(realism.MarketRealismModel, frame, partition=key),
                 RANGES_CHECK: rules_report(
@@ -171,8 +182,12 @@ def market_realism(
                     label=DATASET,
                 ),
             },
+            functools.partial(store.write, LAYER, DATASET, month, frame),
         )
-        context.add_asset_metadata(
+        if written is None:
+            continue
+        publisher.describe(
+            key,
             {
                 "dagster/row_count": frame.height,
                 "path": dg.MetadataValue.path(written.path),
@@ -181,7 +196,6 @@ def market_realism(
                 "month_sessions": len(calendar.sessions(month, _month_end(month))),
                 **_report_metadata(report, len(inputs.sessions)),
             },
-            partition_key=key,
         )
         parts.append(inputs)
         progress.partition_done(KEY.to_user_string(), key)
@@ -190,4 +204,4 @@ def market_realism(
         pooled = _pooled(parts, minimums)
         run_metadata["facts_over_run"] = dg.MetadataValue.md(realism.facts_markdown(pooled.facts))
         run_metadata["outside_over_run"] = dg.MetadataValue.json(pooled.outside)
-    return dg.MaterializeResult(metadata=run_metadata, check_results=checks.results())
+    yield from publisher.outcome(run_metadata)

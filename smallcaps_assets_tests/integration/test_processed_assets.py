@@ -9,11 +9,13 @@ session's processed partitions and require them to be unchanged.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import polars as pl
 import pytest
 
@@ -31,6 +33,7 @@ from smallcaps_assets.defs.raw import (
     raw_assets,
     raw_minute_bars_asset,
 )
+from smallcaps_assets.defs.resources import MarketDataResource
 from smallcaps_assets_tests.resource_fixtures import daily_graph_resources
 
 WARMUP = "2024-02-29"
@@ -381,3 +384,108 @@ def test_a_missing_previous_session_fails_with_the_partition_it_needs(data):
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = str(failure.step_failure_data.error)
     assert "raw/daily_bars has no partition 2024-03-05" in message
+
+
+# -- write-audit-publish: a bad download never becomes a partition ---------------------------------
+class _TamperedMarket(MarketDataResource):
+    """The simulated market with the grouped daily answer of one session rewritten: ``tamper`` is
+    ``negative_high`` (a parsable bar with h = -1) or ``null_results`` (``results: null``)."""
+
+    session: str
+    tamper: str
+
+    def transport(self, store):  # type: ignore[override]
+        inner = super().transport(store)
+        grouped = f"/v2/aggs/grouped/locale/us/market/stocks/{self.session}"
+        tamper = self.tamper
+
+        async def handle(request: httpx.Request) -> httpx.Response:
+            response = await inner.handle_async_request(request)
+            if request.url.path != grouped:
+                return response
+            body = json.loads(await response.aread())
+            if tamper == "negative_high":
+                body["results"][0]["h"] = -1.0
+            else:
+                body["results"], body["resultsCount"] = None, 0
+            return httpx.Response(200, json=body)
+
+        return httpx.MockTransport(handle)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in root.rglob("*.parquet")
+        if "_quarantine" not in p.parts
+    }
+
+
+@pytest.mark.parametrize(
+    ("tamper", "failed_check"),
+    [("negative_high", "schema"), ("null_results", "rows_on_session")],
+)
+def test_a_bad_download_is_quarantined_and_nothing_downstream_builds_on_it(
+    data, tamper, failed_check
+):
+    store = DataStore(str(data))
+    before = _files(data)
+    resources = {
+        **daily_graph_resources(data),
+        "market": _TamperedMarket(session=DAY.isoformat(), tamper=tamper),
+    }
+    raw_run = dg.materialize(
+        ALL_ASSETS,
+        resources=resources,
+        selection=[dg.AssetKey(["raw", "daily_bars"])],
+        partition_key=DAY.isoformat(),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not raw_run.success
+    failed = [e for e in raw_run.get_asset_check_evaluations() if not e.passed]
+    assert [e.check_name for e in failed] == [failed_check]
+    (quarantined,) = failed[0].metadata["quarantined"].value
+    assert quarantined == store.quarantined("raw", "daily_bars", DAY)[0]
+    kept = pl.read_parquet(quarantined)
+    if tamper == "negative_high":
+        assert (kept.get_column("high") < 0).sum() == 1
+    else:
+        assert kept.is_empty()
+    # The good download stays canonical, byte for byte, and no version was made of it.
+    assert _files(data) == before
+    assert store.versions("raw", "daily_bars", DAY) == []
+    assert not raw_run.get_asset_materialization_events()
+
+    # A later, separate downstream run refuses to build on the rejected partition.
+    downstream = _run(
+        data, [*PROCESSED_KEYS, MINUTE_KEY, *EVENT_KEYS], DAY.isoformat(), NEXT_DAY.isoformat()
+    )
+    assert not downstream.success
+    message = "\n".join(
+        str(e.step_failure_data.error) for e in downstream.all_events if e.is_step_failure
+    )
+    assert f"raw/daily_bars {DAY} failed its checks" in message
+    assert _files(data) == before
+
+    # Once the source answers well again, the partition passes and downstream builds.
+    fixed = _run(data, [dg.AssetKey(["raw", "daily_bars"])], DAY.isoformat(), DAY.isoformat())
+    assert fixed.success
+    assert store.rejection("raw", "daily_bars", DAY) is None
+    rebuilt = _run(
+        data, [*PROCESSED_KEYS, MINUTE_KEY, *EVENT_KEYS], DAY.isoformat(), NEXT_DAY.isoformat()
+    )
+    assert rebuilt.success
+    assert _files(data) == before  # a deterministic rebuild: byte-identical partitions
+
+
+def test_a_reversed_range_materializes_nothing(data):
+    before = _files(data)
+    result = _run(
+        data, [dg.AssetKey(["processed", "daily_bars"])], NEXT_DAY.isoformat(), DAY.isoformat()
+    )
+    assert not result.success
+    assert not result.get_asset_materialization_events()
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "selects no partition" in str(failure.step_failure_data.error)
+    assert _files(data) == before

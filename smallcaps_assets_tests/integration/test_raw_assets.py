@@ -72,7 +72,7 @@ def test_raw_range_is_one_run_with_a_file_and_metadata_per_partition(sim_env):
     assert by_asset.keys() == {f"raw/{d.name}" for d in RAW_DATASETS}
     assert all(sorted(parts) == sessions for parts in by_asset.values())
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 2 * len(RAW_DATASETS)
+    assert len(checks) == 2 * len(RAW_DATASETS) + sum(d.rows_expected for d in RAW_DATASETS)
     assert all(c.passed for c in checks), [
         (c.asset_key, c.check_name) for c in checks if not c.passed
     ]

@@ -4,7 +4,12 @@ import os
 import polars as pl
 import pytest
 
-from smallcaps_assets.core.storage import DataStore, WriteOutcome, time_range
+from smallcaps_assets.core.storage import (
+    DataStore,
+    RejectedPartitionError,
+    WriteOutcome,
+    time_range,
+)
 
 DAY = dt.date(2024, 3, 1)
 T0 = dt.datetime(2024, 3, 2, 12, tzinfo=dt.UTC)
@@ -102,3 +107,52 @@ def test_files_round_trip_and_are_listed_relative_to_the_root(tmp_path, kind):
     store.write_bytes("models/month=2024-09/models.pkl", b"refit")
     assert store.read_bytes("models/month=2024-09/models.pkl") == b"refit"
     assert store.read_text("models/month=2024-10/notes.txt") == "not a model"
+
+
+@pytest.mark.parametrize("kind", ["local", "memory"])
+def test_a_quarantined_frame_leaves_the_partition_and_blocks_reads_until_one_passes(tmp_path, kind):
+    root = str(tmp_path / "data") if kind == "local" else f"memory://wap-{tmp_path.name}/data"
+    store = DataStore(root)
+    good = pl.DataFrame({"x": [1, 2, 3]})
+    store.write("processed", "daily_bars", DAY, good)
+    canonical = store.partition_path("processed", "daily_bars", DAY)
+    with store._fs.open(canonical, "rb") as fh:
+        good_bytes = fh.read()
+    bad = pl.DataFrame({"x": [-1]})
+    when = dt.datetime(2024, 3, 2, 12, tzinfo=dt.UTC)
+    path = store.quarantine(
+        "processed", "daily_bars", DAY, bad, rejected_at=when, failures={"schema": {"x: ge": 1}}
+    )
+    assert store.quarantined("processed", "daily_bars", DAY) == [path]
+    with store._fs.open(canonical, "rb") as fh:
+        assert fh.read() == good_bytes
+    marker = store.rejection("processed", "daily_bars", DAY)
+    assert marker is not None
+    assert marker["failed_checks"] == {"schema": {"x: ge": 1}}
+    with pytest.raises(RejectedPartitionError, match=r"processed/daily_bars 2024-03-01 failed its"):
+        store.read("processed", "daily_bars", DAY)
+    # Footer row counts still answer (they read no data and never feed a build).
+    assert store.row_count("processed", "daily_bars", DAY) == 3
+    store.write("processed", "daily_bars", DAY, good)
+    assert store.rejection("processed", "daily_bars", DAY) is None
+    assert store.read("processed", "daily_bars", DAY).equals(good)
+    assert store.quarantined("processed", "daily_bars", DAY) == [path]  # kept for inspection
+
+
+def test_a_rejected_first_download_says_no_file_was_published(tmp_path):
+    store = DataStore(str(tmp_path))
+    store.quarantine(
+        "raw",
+        "tickers",
+        DAY,
+        pl.DataFrame({"x": []}),
+        rejected_at=dt.datetime(2024, 3, 2, tzinfo=dt.UTC),
+        failures={"rows_on_session": {"rows on a trading session": 1}},
+    )
+    with pytest.raises(RejectedPartitionError, match="no file was ever published"):
+        store.read("raw", "tickers", DAY)
+    # A passing download clears it (raw partitions are written immutably).
+    store.write_immutable(
+        "raw", "tickers", DAY, pl.DataFrame({"x": [1]}), ingested_at=dt.datetime.now(dt.UTC)
+    )
+    assert store.read("raw", "tickers", DAY).height == 1

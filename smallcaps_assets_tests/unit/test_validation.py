@@ -95,3 +95,28 @@ def test_condition_report_is_one_failure_with_its_detail():
     assert failed.failures == 1
     assert failed.by_check == {"size": 1}
     assert failed.sample[0]["failure_case"] == "3 members, need 10"
+
+
+def test_a_session_must_have_rows_and_must_not_collapse():
+    from smallcaps_assets.core.validation import row_count_report
+
+    assert not row_count_report(0, []).passed
+    assert not row_count_report(0, [9_000, 9_100]).passed
+    assert row_count_report(1, []).passed  # nothing to compare with yet
+    assert row_count_report(9_050, [9_000, 9_100, 8_900]).passed
+    collapsed = row_count_report(33, [9_000, 9_100, 8_900], partition="2024-03-05")
+    assert not collapsed.passed
+    assert "33 rows against a median of 9,000" in collapsed.sample[0]["failure_case"]
+    # Only the last few sessions count: an old small history does not excuse a collapse.
+    assert not row_count_report(4_000, [100] * 10 + [9_000] * 5).passed
+
+
+@given(st.lists(st.integers(1, 50_000), min_size=1, max_size=8), st.floats(0.5, 2.0))
+def test_a_count_near_the_recent_median_always_passes(history, scale):
+    import numpy as np
+
+    from smallcaps_assets.core.validation import ROW_COUNT_HISTORY, row_count_report
+
+    median = float(np.median(history[-ROW_COUNT_HISTORY:]))
+    rows = max(1, int(np.ceil(median * scale)))
+    assert row_count_report(rows, history).passed

@@ -8,7 +8,9 @@ any order. ``backtest/report`` stitches every month.
 
 import base64
 import datetime as dt
+import functools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -19,7 +21,8 @@ from smallcaps_assets import progress
 from smallcaps_assets.core import backtest, performance, walkforward
 from smallcaps_assets.core.costs import CostModel
 from smallcaps_assets.core.storage import DataStore
-from smallcaps_assets.defs.checks import NamedChecks
+from smallcaps_assets.core.validation import condition_report
+from smallcaps_assets.defs.checks import NamedChecks, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.models import PREDICTIONS_KEY, MLflowResource
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import png_image, render_png
@@ -138,6 +141,17 @@ def fills_outside_bars(trades: pl.DataFrame, bars: pl.DataFrame) -> int:
     return entry.height + exits.height
 
 
+def _trades_checks() -> NamedChecks:
+    return NamedChecks(
+        TRADES_KEY,
+        {
+            "no_trade_before_signal": "Every entry is at or after its signal.",
+            "fills_inside_bars": "Every fill price lies inside a traded bar's high/low range.",
+            "cash_balances": "Cash after the month equals cash before plus net P&L (zero drift).",
+        },
+    )
+
+
 @dg.asset(
     key=TRADES_KEY,
     group_name=LAYER,
@@ -146,67 +160,63 @@ def fills_outside_bars(trades: pl.DataFrame, bars: pl.DataFrame) -> int:
     description="Trades of month M's selected out-of-sample events: next-bar-open entries, "
     "take profit / stop / timeout exits, ATR sizing, participation cap, daily loss and "
     "drawdown stops, ECN + SEC fees and spread slippage.",
-    check_specs=NamedChecks(
-        TRADES_KEY,
-        {
-            "no_trade_before_signal": "Every entry is at or after its signal.",
-            "fills_inside_bars": "Every fill price lies inside a traded bar's high/low range.",
-            "cash_balances": "Cash after the month equals cash before plus net P&L (zero drift).",
-        },
-    ).specs(),
+    check_specs=_trades_checks().specs(),
     kinds={"polars", "parquet"},
 )
 def backtest_trades(
     context: dg.AssetExecutionContext,
     data: DataStoreResource,
     backtest_settings: BacktestSettingsResource,
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
+) -> Iterator[PublishEvent]:
     store = data.store()
-    month = dt.date.fromisoformat(context.partition_key)
+    key = context.partition_key
+    month = dt.date.fromisoformat(key)
     candidates, bars = _month_candidates(store, month)
     result = backtest.run_backtest(candidates, backtest_settings.rules(), backtest_settings.costs())
     trades = result.trades
-    report = store.write(LAYER, "trades", month, trades)
     early = trades.filter(pl.col("entry_ts") < pl.col("signal_ts")).height
     outside = fills_outside_bars(trades, bars)
     drift = abs(result.accounting_drift)
-    progress.partition_done(TRADES_KEY.to_user_string(), context.partition_key)
+    publisher = PartitionPublisher(context, _trades_checks(), store, LAYER, "trades")
+    report = publisher.submit(
+        key,
+        trades,
+        {
+            "no_trade_before_signal": condition_report(
+                "entry at or after the signal", early == 0, f"{early} early trades", partition=key
+            ),
+            "fills_inside_bars": condition_report(
+                "fill inside the bar's range", outside == 0, f"{outside} fills", partition=key
+            ),
+            "cash_balances": condition_report(
+                "cash after = cash before + net P&L", drift < 1e-6, f"drift {drift}", partition=key
+            ),
+        },
+        functools.partial(store.write, LAYER, "trades", month, trades),
+    )
+    progress.partition_done(TRADES_KEY.to_user_string(), key)
 
     def total(column: str) -> float:
         return float(trades.get_column(column).sum()) if trades.height else 0.0
 
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": trades.height,
-            "candidates": candidates.height,
-            "skipped": dg.MetadataValue.json(result.skipped),
-            "gross_pnl": total("gross_pnl"),
-            "net_pnl": total("net_pnl"),
-            "fees": total("ecn_fees") + total("sec_fee"),
-            "slippage": total("slippage"),
-            "path": dg.MetadataValue.path(report.path),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                asset_key=TRADES_KEY,
-                check_name="no_trade_before_signal",
-                passed=early == 0,
-                metadata={"early_trades": early},
-            ),
-            dg.AssetCheckResult(
-                asset_key=TRADES_KEY,
-                check_name="fills_inside_bars",
-                passed=outside == 0,
-                metadata={"fills_outside": outside},
-            ),
-            dg.AssetCheckResult(
-                asset_key=TRADES_KEY,
-                check_name="cash_balances",
-                passed=drift < 1e-6,
-                metadata={"drift": drift},
-            ),
-        ],
-    )
+    if report is not None:
+        publisher.describe(
+            key,
+            {
+                "dagster/row_count": trades.height,
+                "candidates": candidates.height,
+                "skipped": dg.MetadataValue.json(result.skipped),
+                "gross_pnl": total("gross_pnl"),
+                "net_pnl": total("net_pnl"),
+                "fees": total("ecn_fees") + total("sec_fee"),
+                "slippage": total("slippage"),
+                "path": dg.MetadataValue.path(report.path),
+                "early_trades": early,
+                "fills_outside": outside,
+                "drift": drift,
+            },
+        )
+    yield from publisher.outcome({})
 
 
 def _curve_png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from smallcaps_assets.core import calendar
 from smallcaps_assets.core.storage import DataStore, RejectedPartitionError, WriteReport
 from smallcaps_assets.core.validation import CheckReport
 
@@ -232,6 +233,8 @@ class PartitionPublisher:
 def previous_row_counts(
     store: DataStore, layer: str, dataset: str, day: dt.date, history: int
 ) -> Sequence[int]:
-    """Row counts of up to ``history`` stored partitions before ``day``, oldest first."""
-    before = [k for k in store.partitions(layer, dataset) if k < day.isoformat()][-history:]
-    return [store.row_count(layer, dataset, k) for k in before]
+    """Row counts of the stored partitions among the ``history`` sessions before ``day``, oldest
+    first (from the calendar, not a listing: a five-year dataset is not globbed per session)."""
+    before = calendar.sessions(day - dt.timedelta(days=2 * history + 10), day)
+    recent = [d for d in before if d < day][-history:]
+    return [store.row_count(layer, dataset, d) for d in recent if store.exists(layer, dataset, d)]

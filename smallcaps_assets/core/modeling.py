@@ -26,6 +26,7 @@ __all__ = [
     "design_matrix",
     "evaluate",
     "fit_models",
+    "lgbm_booster",
     "pooled_out_of_sample",
     "predict",
     "top_reasons",
@@ -91,6 +92,10 @@ def _x(frame: pd.DataFrame, categories: dict[str, list[str]]) -> pd.DataFrame:
 
 @dataclass
 class TrainedModels:
+    """One month's fitted models. ``lgbm`` is the fitted ``LGBMClassifier``, or the
+    ``lightgbm.Booster`` itself when read back from a stored bundle (core/model_store.py);
+    scoring goes through the booster either way (``lgbm_booster``)."""
+
     lgbm: Any
     catboost: Any
     weights: dict[str, float]
@@ -100,8 +105,15 @@ class TrainedModels:
     feature_importance: pd.DataFrame
 
 
+def lgbm_booster(model: Any) -> Any:
+    """The ``lightgbm.Booster`` behind ``TrainedModels.lgbm`` (a fitted classifier's
+    ``booster_``, or the booster a bundle was read into)."""
+    return getattr(model, "booster_", model)
+
+
 def _scores(models: TrainedModels, x: pd.DataFrame) -> dict[str, npt.NDArray[np.float64]]:
-    lgbm = np.asarray(models.lgbm.predict_proba(x)[:, 1], dtype=np.float64)
+    # The booster's probability of class 1: what LGBMClassifier.predict_proba(x)[:, 1] returns.
+    lgbm = np.asarray(lgbm_booster(models.lgbm).predict(x), dtype=np.float64)
     cat_x = x.copy()
     for column in CATEGORICAL_FEATURES:
         cat_x[column] = cat_x[column].astype(str)
@@ -302,7 +314,7 @@ def top_reasons(models: TrainedModels, frame: pd.DataFrame, k: int = 3) -> list[
     """Per event, the ``k`` features that moved its LightGBM score most (SHAP contributions
     from the booster), as ``feature=value (+contribution)`` joined by ``; ``."""
     x = _x(frame, models.categories)
-    contributions = np.asarray(models.lgbm.booster_.predict(x, pred_contrib=True))[:, :-1]
+    contributions = np.asarray(lgbm_booster(models.lgbm).predict(x, pred_contrib=True))[:, :-1]
     names = list(FEATURE_COLUMNS)
     out: list[str] = []
     for row, contrib in enumerate(contributions):

@@ -10,7 +10,6 @@ exact sessions of each window (the mapping can include one extra day around holi
 import datetime as dt
 import json
 import os
-import pickle
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from smallcaps_assets import progress, settings
-from smallcaps_assets.core import modeling, walkforward
+from smallcaps_assets.core import model_store, modeling, walkforward
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import condition_report
 from smallcaps_assets.defs.checks import NamedChecks
@@ -33,7 +32,10 @@ MODEL_KEY = dg.AssetKey([LAYER, "model"])
 PREDICTIONS_KEY = dg.AssetKey([LAYER, "predictions"])
 REGISTERED_MODEL = "smallcaps-gap-events"
 NEWEST_ALIAS = "newest"
-PIP_REQUIREMENTS = ["lightgbm==4.7.0", "catboost==1.2.10", "pandas", "numpy"]
+# The registered LightGBM classifier is stored as skops (MLflow's safe format), so serving it
+# needs skops; CatBoost is logged in its own cbm format.
+PIP_REQUIREMENTS = ["lightgbm==4.7.0", "catboost==1.2.10", "skops==0.16.0", "pandas", "numpy"]
+MANIFEST_DIGEST = "model_manifest_sha256"
 
 
 class MLflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -134,23 +136,53 @@ def _events_between(store: DataStore, first: dt.date, last: dt.date) -> tuple[pl
     )
 
 
-MODEL_FILES = "models/month=*/models.pkl"
+# Month M's models are a bundle under models/month=YYYY-MM/ (core/model_store.py): the
+# manifest marks a complete one. LEGACY_MODEL_FILES are pickles from before bundles, found
+# only so that loading them fails with what to do (they are never unpickled).
+MODEL_FILES = model_store.MANIFEST_FILES
+LEGACY_MODEL_FILES = model_store.LEGACY_FILES
 
 
 def model_file(month: dt.date) -> str:
-    """Where month M's fitted models live, relative to the data root (local or object store)."""
-    return f"models/month={month:%Y-%m}/models.pkl"
+    """Month M's model manifest, relative to the data root (local or object store)."""
+    return model_store.manifest_file(month)
 
 
-def load_models(store: DataStore, month: dt.date) -> modeling.TrainedModels:
-    payload = store.read_bytes(model_file(month))
-    if payload is None:
-        raise FileNotFoundError(
-            f"ml/model has no fitted models for {month:%Y-%m} "
-            f"(expected {store.root}/{model_file(month)}); materialize ml/model for that month"
+def load_models(
+    store: DataStore, month: dt.date, *, expected_manifest_sha256: str | None = None
+) -> modeling.TrainedModels:
+    """Month M's models, every artifact checked against the manifest and the manifest against
+    ``expected_manifest_sha256`` when given (see ``recorded_manifest_sha256``)."""
+    return model_store.load_models(store, month, expected_manifest_sha256=expected_manifest_sha256)
+
+
+def recorded_manifest_sha256(instance: dg.DagsterInstance, month: dt.date) -> str | None:
+    """The manifest digest the latest ``ml/model`` materialization of month M recorded, or None
+    when this instance has none (the model was fitted elsewhere or before bundles)."""
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=MODEL_KEY, asset_partitions=[month.isoformat()]), limit=1
+    )
+    for record in result.records:
+        materialization = record.asset_materialization
+        value = materialization.metadata.get(MANIFEST_DIGEST) if materialization else None
+        if value is not None:
+            return str(value.value)
+    return None
+
+
+def verified_models(
+    context: dg.AssetExecutionContext, store: DataStore, month: dt.date
+) -> modeling.TrainedModels:
+    """Month M's models for an asset that scores with them: the bundle is checked against the
+    digest this instance recorded for it, or against its own manifest only (with a warning)
+    when there is no record."""
+    expected = recorded_manifest_sha256(context.instance, month)
+    if expected is None:
+        context.log.warning(
+            f"no ml/model materialization of {month:%Y-%m} in this instance records a manifest "
+            "digest; the model bundle is checked against its own manifest only"
         )
-    models: modeling.TrainedModels = pickle.loads(payload)
-    return models
+    return load_models(store, month, expected_manifest_sha256=expected)
 
 
 def importance_png(importance: Any) -> bytes:
@@ -245,7 +277,7 @@ def ml_model(
     valid_metrics = modeling.evaluate(
         validation["label"].to_numpy().astype(int), valid_scores["score"].to_numpy()
     )
-    model_path = store.write_bytes(model_file(month), pickle.dumps(models))
+    saved = model_store.save_models(store, month, models)
 
     source = market.source_label(store)
     tags = {
@@ -289,7 +321,9 @@ def ml_model(
                 f"{windows.validation.first_session}...{windows.validation.last_session}"
             ),
             "mlflow_run_id": run_id,
-            "model_path": dg.MetadataValue.path(model_path),
+            "model_path": dg.MetadataValue.path(saved.manifest_url),
+            MANIFEST_DIGEST: saved.manifest_sha256,
+            "model_artifacts": dg.MetadataValue.json(saved.artifacts),
             "data_source": source,
         },
         check_results=[
@@ -358,6 +392,9 @@ def _log_to_mlflow(
             input_example=x_example,
             pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=REGISTERED_MODEL,
+            # MLflow's default off Databricks; explicit so a Databricks tracking URI does not
+            # switch the registered model to cloudpickle.
+            serialization_format="skops",
         )
         cat_example = x_example.astype(dict.fromkeys(modeling.CATEGORICAL_FEATURES, str))
         mlflow.catboost.log_model(
@@ -413,7 +450,7 @@ def ml_predictions(
     month = dt.date.fromisoformat(context.partition_key)
     test = walkforward.windows_for(month).test
     events, missing = _events_between(store, test.first_session, test.last_session)
-    models = load_models(store, month)
+    models = verified_models(context, store, month)
     scored = pl.from_pandas(
         modeling.predict(
             models, modeling.design_matrix(events.drop("path_complete", "label", "exit_ts", "ret"))

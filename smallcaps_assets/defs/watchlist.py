@@ -9,7 +9,12 @@ from smallcaps_assets import progress
 from smallcaps_assets.core import modeling
 from smallcaps_assets.core.catalog import markdown_table
 from smallcaps_assets.core.storage import DataStore
-from smallcaps_assets.defs.models import MODEL_FILES, MODEL_KEY, load_models
+from smallcaps_assets.defs.models import (
+    LEGACY_MODEL_FILES,
+    MODEL_FILES,
+    MODEL_KEY,
+    verified_models,
+)
 from smallcaps_assets.defs.partitions import trading_days
 from smallcaps_assets.defs.resources import DataStoreResource
 
@@ -19,10 +24,11 @@ REPORT_DIR = "reports/watchlist"
 
 def newest_model_month(store: DataStore, day: dt.date) -> dt.date | None:
     """The latest model month whose model exists and was trained before ``day`` (a model for
-    month M only uses data up to the end of M-1, so it serves every session of M)."""
+    month M only uses data up to the end of M-1, so it serves every session of M). A month with
+    only a pre-bundle ``models.pkl`` counts, so that scoring says to re-materialize it."""
     months = [
         month
-        for path in store.files(MODEL_FILES)
+        for path in [*store.files(MODEL_FILES), *store.files(LEGACY_MODEL_FILES)]
         if (month := dt.date.fromisoformat(path.split("/")[1].removeprefix("month=") + "-01"))
         <= day
     ]
@@ -103,7 +109,7 @@ def research_watchlist(
     month = newest_model_month(store, day)
     scored = events.select("date", "ticker", "ts", "pattern")
     if month is not None and events.height:
-        models = load_models(store, month)
+        models = verified_models(context, store, month)
         matrix = modeling.design_matrix(events)
         scores = modeling.predict(models, matrix)
         scored = scored.with_columns(

@@ -4,6 +4,8 @@ temporary MLflow store: lineage tags, registry alias, month coverage, failures."
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -239,7 +241,7 @@ def test_models_reports_and_watchlist_live_under_an_object_store_root(tmp_path, 
     model_url = str(model_md["model_path"].value)
     # fsspec spells the in-memory root memory:///…
     assert model_url.startswith("memory://"), model_url
-    assert model_url.endswith(f"{tmp_path.name}/data/models/month=2024-08/models.pkl"), model_url
+    assert model_url.endswith(f"{tmp_path.name}/data/models/month=2024-08/manifest.json"), model_url
     assert dg.materialize(backtest_assets[1:], resources=resources, instance=instance).success
     watchlist = dg.materialize(
         [research_watchlist],
@@ -255,12 +257,43 @@ def test_models_reports_and_watchlist_live_under_an_object_store_root(tmp_path, 
     )
 
     store = DataStore(root)
-    assert store.files("models/month=*/models.pkl") == ["models/month=2024-08/models.pkl"]
+    assert store.files("models/month=*/manifest.json") == ["models/month=2024-08/manifest.json"]
     assert store.partitions("ml", "predictions") == ["2024-08-01"]
     assert store.partitions("backtest", "trades") == ["2024-08-01"]
     assert store.read_text("reports/backtest_summary.json") is not None
     assert store.read_text("reports/watchlist/2024-08-15.csv") is not None
     assert list(workdir.iterdir()) == []
+
+    # The materialization recorded the manifest's digest and each artifact's; a manifest edited
+    # afterwards (consistent with its artifacts, so only that record can tell) is refused by
+    # every asset that scores with it.
+    manifest = store.read_bytes("models/month=2024-08/manifest.json")
+    assert manifest is not None
+    recorded = str(model_md["model_manifest_sha256"].value)
+    assert recorded == hashlib.sha256(manifest).hexdigest()
+    artifacts = model_md["model_artifacts"].value
+    assert set(artifacts) == {"lgbm", "catboost"}
+    for artifact in artifacts.values():
+        payload = store.read_bytes(f"models/month=2024-08/{artifact['file']}")
+        assert payload is not None
+        assert hashlib.sha256(payload).hexdigest() == artifact["sha256"]
+    spec = json.loads(manifest)
+    spec["threshold"] = 0.0
+    store.write_bytes("models/month=2024-08/manifest.json", json.dumps(spec).encode())
+    for assets, key in (([model_assets[1]], "2024-08-01"), ([research_watchlist], "2024-08-15")):
+        refused = dg.materialize(
+            assets,
+            resources=resources,
+            partition_key=key,
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not refused.success
+        error = str(
+            next(e for e in refused.all_events if e.is_step_failure).step_failure_data.error
+        )
+        assert "manifest.json" in error, error
+        assert recorded in error, error
 
 
 def test_mlflow_tracks_to_the_configured_server_or_the_environments_else_locally(

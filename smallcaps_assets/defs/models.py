@@ -8,9 +8,11 @@ exact sessions of each window (the mapping can include one extra day around holi
 """
 
 import datetime as dt
+import functools
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from smallcaps_assets import progress, settings
 from smallcaps_assets.core import model_store, modeling, walkforward
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import condition_report
-from smallcaps_assets.defs.checks import NamedChecks
+from smallcaps_assets.defs.checks import NamedChecks, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import png_image, render_png
 from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
@@ -423,6 +425,12 @@ def _alias_newest(mlflow: Any, month: dt.date, version: Any) -> None:
         client.set_registered_model_alias(REGISTERED_MODEL, NEWEST_ALIAS, str(version))
 
 
+def _predictions_checks() -> NamedChecks:
+    return NamedChecks(
+        PREDICTIONS_KEY, {"covers_month_once": "Every event of month M is scored exactly once."}
+    )
+
+
 @dg.asset(
     key=PREDICTIONS_KEY,
     group_name=LAYER,
@@ -438,14 +446,12 @@ def _alias_newest(mlflow: Any, month: dt.date, version: Any) -> None:
             ),
         ),
     ],
-    check_specs=NamedChecks(
-        PREDICTIONS_KEY, {"covers_month_once": "Every event of month M is scored exactly once."}
-    ).specs(),
+    check_specs=_predictions_checks().specs(),
     kinds={"polars", "parquet"},
 )
 def ml_predictions(
     context: dg.AssetExecutionContext, data: DataStoreResource
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
+) -> Iterator[PublishEvent]:
     store = data.store()
     month = dt.date.fromisoformat(context.partition_key)
     test = walkforward.windows_for(month).test
@@ -461,39 +467,51 @@ def ml_predictions(
         pl.col("ticker").cast(pl.String),
         pl.col("pattern").cast(pl.String),
     )
-    report = store.write(LAYER, "predictions", month, scored)
     keys = ["ticker", "ts", "pattern"]
     duplicates = scored.height - scored.select(keys).unique().height
     unscored = events.select(keys).join(scored.select(keys), on=keys, how="anti").height
-    passed = duplicates == 0 and unscored == 0 and scored.height == events.height
-    # The whole month's out-of-sample figures: a model trained as its month begins (automation)
-    # only saw the first session of it as its test set.
-    outcomes = scored.select(*keys, "score").join(
-        events.filter(pl.col("path_complete").fill_null(False)).select(*keys, "label"), on=keys
-    )
-    month_metrics = modeling.evaluate(
-        outcomes.get_column("label").to_numpy().astype(int),
-        outcomes.get_column("score").to_numpy(),
-    )
-    progress.partition_done(PREDICTIONS_KEY.to_user_string(), context.partition_key)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": scored.height,
-            "month_auc": month_metrics["auc"],
-            "month_labelled_events": outcomes.height,
-            "selected": int(scored.get_column("selected").sum()),
-            "missing_sessions": missing,
-            "path": dg.MetadataValue.path(report.path),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                asset_key=PREDICTIONS_KEY,
-                check_name="covers_month_once",
-                passed=passed,
-                metadata={"events": events.height, "duplicates": duplicates, "unscored": unscored},
+    key = context.partition_key
+    publisher = PartitionPublisher(context, _predictions_checks(), store, LAYER, "predictions")
+    report = publisher.submit(
+        key,
+        scored,
+        {
+            "covers_month_once": condition_report(
+                "every event scored exactly once",
+                duplicates == 0 and unscored == 0 and scored.height == events.height,
+                f"{events.height} events, {scored.height} scores, {duplicates} duplicates, "
+                f"{unscored} unscored",
+                partition=key,
             )
-        ],
+        },
+        functools.partial(store.write, LAYER, "predictions", month, scored),
     )
+    if report is not None:
+        # The whole month's out-of-sample figures: a model trained as its month begins
+        # (automation) only saw the first session of it as its test set.
+        outcomes = scored.select(*keys, "score").join(
+            events.filter(pl.col("path_complete").fill_null(False)).select(*keys, "label"), on=keys
+        )
+        month_metrics = modeling.evaluate(
+            outcomes.get_column("label").to_numpy().astype(int),
+            outcomes.get_column("score").to_numpy(),
+        )
+        publisher.describe(
+            key,
+            {
+                "dagster/row_count": scored.height,
+                "month_auc": month_metrics["auc"],
+                "month_labelled_events": outcomes.height,
+                "selected": int(scored.get_column("selected").sum()),
+                "missing_sessions": missing,
+                "events": events.height,
+                "duplicates": duplicates,
+                "unscored": unscored,
+                "path": dg.MetadataValue.path(report.path),
+            },
+        )
+    progress.partition_done(PREDICTIONS_KEY.to_user_string(), key)
+    yield from publisher.outcome({})
 
 
 model_assets = [ml_model, ml_predictions]

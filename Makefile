@@ -28,6 +28,8 @@ install: $(UV)
 	@ln -sf ../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@# The dagster CLI reads .env from the working directory before it resolves DAGSTER_HOME.
 	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > .env
+	@# The instance's first open, serialized (concurrent first opens can corrupt SQLite storage).
+	@$(UV) run python -m smallcaps_assets.instance_setup
 
 # chromium + chromedriver and PostgreSQL for the end-to-end tests (installed when missing).
 system-deps:

@@ -43,6 +43,9 @@ def _ensure_instance() -> Path:
     if not config.exists() and project_config.exists():
         config.symlink_to(project_config)
     os.environ["DAGSTER_HOME"] = str(home)
+    from smallcaps_assets import instance_setup
+
+    instance_setup.prepare(home)  # first use serialized: concurrent first runs can't corrupt it
     return home
 
 
@@ -707,6 +710,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    _ensure_instance()
+    from smallcaps_assets import doctor
+
+    return doctor.run(fix=args.fix, stuck_minutes=args.stuck_minutes)
+
+
 def cmd_realism(args: argparse.Namespace) -> int:
     """Stylized facts of a data root's stored processed bars beside real small-cap ranges,
     read straight from the partitions (no Dagster run)."""
@@ -797,6 +807,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a fact with enough observations is outside its real range",
     )
     realism.set_defaults(func=cmd_realism)
+
+    doctor = sub.add_parser(
+        "doctor", help="instance health, held pool slots and stuck runs; --fix frees them"
+    )
+    doctor.add_argument(
+        "--fix", action="store_true", help="mark runs whose process is gone failed, free slots"
+    )
+    doctor.add_argument("--stuck-minutes", type=float, default=60.0, help="quiet run threshold")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from smallcaps_assets.defs import automation
+from smallcaps_assets.defs import automation, recovery
 from smallcaps_assets.defs.backtest import (
     REPORT_KEY,
     TRADES_KEY,
@@ -86,7 +86,7 @@ defs = dg.Definitions(
     ],
     jobs=[automation.daily_ingest_job],
     schedules=[automation.after_close],
-    sensors=[automation.automation_sensor],
+    sensors=[automation.automation_sensor, recovery.stale_run_sweeper],
     resources={
         "market": MarketDataResource(),
         "data": DataStoreResource(),

@@ -34,7 +34,14 @@ import polars as pl
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.costs import CostModel, trade_costs
 
-__all__ = ["TRADES_SCHEMA", "BacktestResult", "RiskRules", "run_backtest"]
+__all__ = [
+    "TRADES_SCHEMA",
+    "BacktestResult",
+    "RiskRules",
+    "fills_outside_bars",
+    "month_candidates",
+    "run_backtest",
+]
 
 TRADES_SCHEMA: Final = pl.Schema(
     {
@@ -229,3 +236,55 @@ def run_backtest(
         accounting_drift=cash - (rules.account_size + total_net),
         killed_at=killed_at,
     )
+
+
+EVENT_KEYS: Final = ("ticker", "ts", "pattern")
+BAR_COLUMNS: Final = ("ticker", "ts", "open", "high", "low", "close", "volume")
+FEATURE_COLUMNS: Final = ("atr_pct_14", "spread_est", "ssr_active")
+
+
+def month_candidates(
+    predictions: pl.DataFrame, labels: pl.DataFrame, features: pl.DataFrame, bars: pl.DataFrame
+) -> pl.DataFrame:
+    """Candidate trades: scored events joined with their triple-barrier fills (labels), the
+    sizing features known at the event and the entry bar's volume, with the New York session
+    date. Which predictions are candidates (selected only, or every one) is the caller's choice."""
+    keys = list(EVENT_KEYS)
+    entry_volume = bars.select(
+        "ticker", pl.col("ts").alias("entry_ts"), pl.col("volume").alias("entry_bar_volume")
+    )
+    return (
+        predictions.select(*keys, "score")
+        .join(labels.drop("date"), on=keys, how="inner")
+        .join(features.select(*keys, *FEATURE_COLUMNS), on=keys, how="left")
+        .join(entry_volume, on=["ticker", "entry_ts"], how="left")
+        .with_columns(
+            date=pl.col("ts").dt.convert_time_zone("America/New_York").dt.date(),
+            ssr_active=pl.col("ssr_active") > 0,
+        )
+    )
+
+
+def fills_outside_bars(trades: pl.DataFrame, bars: pl.DataFrame) -> int:
+    """Trades whose entry is not inside its entry bar's range or whose exit price was not
+    traded by any bar of the path (entry bar through the exit time)."""
+    if trades.is_empty():
+        return 0
+    entry = trades.join(
+        bars.rename({"ts": "entry_ts"}), on=["ticker", "entry_ts"], how="left"
+    ).filter(~pl.col("entry_price").is_between(pl.col("low"), pl.col("high")).fill_null(False))
+    path = (
+        trades.select("ticker", "entry_ts", "exit_ts", "exit_price")
+        .join(bars, on="ticker")
+        .filter((pl.col("ts") >= pl.col("entry_ts")) & (pl.col("ts") <= pl.col("exit_ts")))
+        .group_by("ticker", "entry_ts")
+        .agg(
+            traded=(pl.col("exit_price") >= pl.col("low") - 1e-9)
+            .and_(pl.col("exit_price") <= pl.col("high") + 1e-9)
+            .any()
+        )
+    )
+    exits = trades.join(path, on=["ticker", "entry_ts"], how="left").filter(
+        ~pl.col("traded").fill_null(False)
+    )
+    return entry.height + exits.height

@@ -10,18 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import polars as pl
 
 __all__ = [
     "car",
+    "drawdown_curve",
     "expectancy",
     "expectancy_t",
+    "json_safe",
     "max_drawdown",
     "mean_difference_t",
     "percentile_loss",
     "profit_factor",
     "sharpe",
+    "summarize_backtest",
 ]
 
 SESSIONS_PER_YEAR = 252
@@ -98,3 +103,97 @@ def percentile_loss(pnl: Sequence[float], q: float = 95.0) -> float:
     if values.size == 0:
         return float("nan")
     return float(max(0.0, -np.percentile(values, 100.0 - q)))
+
+
+def summarize_backtest(
+    trades: pl.DataFrame, account: float, oos_auc: float, source: str
+) -> dict[str, Any]:
+    """The stitched report's figures (the keys of reports/backtest_summary.json and more)."""
+    pnl = trades.get_column("net_pnl").to_list()
+    gross = trades.get_column("gross_pnl").to_list()
+    daily = (
+        trades.group_by(
+            pl.col("exit_ts").dt.convert_time_zone("America/New_York").dt.date().alias("day")
+        )
+        .agg(pl.col("net_pnl").sum())
+        .sort("day")
+    )
+    # Months restart at the account size; the stitched curve compounds nothing: P&L adds up.
+    equity = (
+        account + np.cumsum(daily.get_column("net_pnl").to_numpy())
+        if daily.height
+        else np.array([account])
+    )
+    returns = np.diff(np.concatenate([[account], equity])) / np.concatenate(
+        [[account], equity[:-1]]
+    )
+    dates: list[dt.date] = trades.get_column("date").to_list()
+    start = min(dates) if dates else None
+    end = max(dates) if dates else None
+    minutes_held = float(
+        (trades.get_column("exit_ts") - trades.get_column("entry_ts")).dt.total_minutes().sum()
+        if trades.height
+        else 0
+    )
+    sessions = daily.height
+    by_pattern = (
+        trades.group_by("pattern")
+        .agg(hit_rate=(pl.col("net_pnl") > 0).mean(), trades=pl.len())
+        .sort("pattern")
+    )
+    _, gross_se, gross_t = expectancy_t(gross)
+
+    def total(column: str) -> float:
+        return float(trades.get_column(column).sum()) if trades.height else 0.0
+
+    cagr = (
+        car(account, float(equity[-1]), start, end) if start and end and end > start else math.nan
+    )
+    drawdown = max_drawdown(equity.tolist())
+    summary: dict[str, Any] = {
+        "n_trades": trades.height,
+        "expectancy_gross": expectancy(gross),
+        "expectancy_gross_se": gross_se,
+        "expectancy_gross_t": gross_t,
+        "costs_per_trade": expectancy(
+            (trades.get_column("gross_pnl") - trades.get_column("net_pnl")).to_list()
+        ),
+        "expectancy_net": expectancy(pnl),
+        "profit_factor": profit_factor(pnl),
+        "sharpe": sharpe(returns.tolist()),
+        "max_drawdown": drawdown,
+        "cagr": cagr,
+        "hit_rate": float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
+        "auc_oos": oos_auc,
+        "fees": total("ecn_fees") + total("sec_fee"),
+        "slippage": total("slippage"),
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "source": source,
+        "loss_p95": percentile_loss(pnl),
+        "exposure_minutes_per_session": minutes_held / sessions if sessions else 0.0,
+        "turnover": float(
+            (trades.get_column("shares") * trades.get_column("entry_price")).sum() or 0.0
+        )
+        / account,
+        "hit_rate_by_pattern": {str(p): float(h) for p, h, _ in by_pattern.iter_rows()},
+        "equity": equity.tolist(),
+        "car_mdd": cagr / drawdown if drawdown else math.nan,
+    }
+    return summary
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as None (JSON has no NaN or infinity)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    return value
+
+
+def drawdown_curve(equity: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Drawdown below the running peak at each point, as a negative fraction."""
+    peaks = np.maximum.accumulate(equity)
+    result: np.ndarray[Any, Any] = -(peaks - equity) / peaks
+    return result

@@ -73,32 +73,18 @@ def _month_candidates(
     store: DataStore, month: dt.date, *, selected_only: bool = True
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Selected predictions of the month (every event of the month without ``selected_only``:
-    the no-skill baseline) with their fills, sizing inputs and the minute bars."""
+    the no-skill baseline) as candidate trades, and the month's minute bars."""
     sessions = [d.isoformat() for d in walkforward.windows_for(month).test.sessions()]
     days = [d for d in sessions if store.exists("labels", "events", d)]
-    keys = ["ticker", "ts", "pattern"]
     predictions = store.read("ml", "predictions", month)
     if selected_only:
         predictions = predictions.filter(pl.col("selected"))
-    labels = store.read_many("labels", "events", days)
-    features = store.read_many("features", "events", days).select(
-        *keys, "atr_pct_14", "spread_est", "ssr_active"
-    )
-    bars = store.read_many("processed", "minute_bars", days).select(
-        "ticker", "ts", "open", "high", "low", "close", "volume"
-    )
-    entry_volume = bars.select(
-        "ticker", pl.col("ts").alias("entry_ts"), pl.col("volume").alias("entry_bar_volume")
-    )
-    candidates = (
-        predictions.select(*keys, "score")
-        .join(labels.drop("date"), on=keys, how="inner")
-        .join(features, on=keys, how="left")
-        .join(entry_volume, on=["ticker", "entry_ts"], how="left")
-        .with_columns(
-            date=pl.col("ts").dt.convert_time_zone("America/New_York").dt.date(),
-            ssr_active=pl.col("ssr_active") > 0,
-        )
+    bars = store.read_many("processed", "minute_bars", days).select(backtest.BAR_COLUMNS)
+    candidates = backtest.month_candidates(
+        predictions,
+        store.read_many("labels", "events", days),
+        store.read_many("features", "events", days),
+        bars,
     )
     return candidates, bars
 
@@ -114,31 +100,6 @@ def no_skill_trades(store: DataStore, rules: backtest.RiskRules, costs: CostMode
         for m in months
     ]
     return pl.concat(trades) if trades else pl.DataFrame(schema=backtest.TRADES_SCHEMA)
-
-
-def fills_outside_bars(trades: pl.DataFrame, bars: pl.DataFrame) -> int:
-    """Trades whose entry is not inside its entry bar's range or whose exit price was not
-    traded by any bar of the path (entry bar through the exit time)."""
-    if trades.is_empty():
-        return 0
-    entry = trades.join(
-        bars.rename({"ts": "entry_ts"}), on=["ticker", "entry_ts"], how="left"
-    ).filter(~pl.col("entry_price").is_between(pl.col("low"), pl.col("high")).fill_null(False))
-    path = (
-        trades.select("ticker", "entry_ts", "exit_ts", "exit_price")
-        .join(bars, on="ticker")
-        .filter((pl.col("ts") >= pl.col("entry_ts")) & (pl.col("ts") <= pl.col("exit_ts")))
-        .group_by("ticker", "entry_ts")
-        .agg(
-            traded=(pl.col("exit_price") >= pl.col("low") - 1e-9)
-            .and_(pl.col("exit_price") <= pl.col("high") + 1e-9)
-            .any()
-        )
-    )
-    exits = trades.join(path, on=["ticker", "entry_ts"], how="left").filter(
-        ~pl.col("traded").fill_null(False)
-    )
-    return entry.height + exits.height
 
 
 def _trades_checks() -> NamedChecks:
@@ -175,7 +136,7 @@ def backtest_trades(
     result = backtest.run_backtest(candidates, backtest_settings.rules(), backtest_settings.costs())
     trades = result.trades
     early = trades.filter(pl.col("entry_ts") < pl.col("signal_ts")).height
-    outside = fills_outside_bars(trades, bars)
+    outside = backtest.fills_outside_bars(trades, bars)
     drift = abs(result.accounting_drift)
     publisher = PartitionPublisher(context, _trades_checks(), store, LAYER, "trades")
     report = publisher.submit(
@@ -231,88 +192,6 @@ def _curve_png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> 
     return render_png(draw, figsize=(7, 3), dpi=80)
 
 
-def summarize(trades: pl.DataFrame, account: float, oos_auc: float, source: str) -> dict[str, Any]:
-    """The stitched report's figures (the keys of reports/backtest_summary.json and more)."""
-    pnl = trades.get_column("net_pnl").to_list()
-    gross = trades.get_column("gross_pnl").to_list()
-    daily = (
-        trades.group_by(
-            pl.col("exit_ts").dt.convert_time_zone("America/New_York").dt.date().alias("day")
-        )
-        .agg(pl.col("net_pnl").sum())
-        .sort("day")
-    )
-    # Months restart at the account size; the stitched curve compounds nothing: P&L adds up.
-    equity = (
-        account + np.cumsum(daily.get_column("net_pnl").to_numpy())
-        if daily.height
-        else np.array([account])
-    )
-    returns = np.diff(np.concatenate([[account], equity])) / np.concatenate(
-        [[account], equity[:-1]]
-    )
-    start = trades.get_column("date").min() if trades.height else None
-    end = trades.get_column("date").max() if trades.height else None
-    minutes_held = (
-        (trades.get_column("exit_ts") - trades.get_column("entry_ts")).dt.total_minutes().sum()
-        if trades.height
-        else 0
-    )
-    sessions = daily.height
-    by_pattern = (
-        trades.group_by("pattern")
-        .agg(hit_rate=(pl.col("net_pnl") > 0).mean(), trades=pl.len())
-        .sort("pattern")
-    )
-    _, gross_se, gross_t = performance.expectancy_t(gross)
-    summary = {
-        "n_trades": trades.height,
-        "expectancy_gross": performance.expectancy(gross),
-        "expectancy_gross_se": gross_se,
-        "expectancy_gross_t": gross_t,
-        "costs_per_trade": performance.expectancy(
-            (trades.get_column("gross_pnl") - trades.get_column("net_pnl")).to_list()
-        ),
-        "expectancy_net": performance.expectancy(pnl),
-        "profit_factor": performance.profit_factor(pnl),
-        "sharpe": performance.sharpe(returns.tolist()),
-        "max_drawdown": performance.max_drawdown(equity.tolist()),
-        "cagr": performance.car(account, float(equity[-1]), start, end)
-        if start and end and end > start
-        else float("nan"),
-        "hit_rate": float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
-        "auc_oos": oos_auc,
-        "fees": float(trades.get_column("ecn_fees").sum() + trades.get_column("sec_fee").sum())
-        if trades.height
-        else 0.0,
-        "slippage": float(trades.get_column("slippage").sum()) if trades.height else 0.0,
-        "start": start.isoformat() if start else None,
-        "end": end.isoformat() if end else None,
-        "source": source,
-        "loss_p95": performance.percentile_loss(pnl),
-        "exposure_minutes_per_session": float(minutes_held) / sessions if sessions else 0.0,
-        "turnover": float(
-            (trades.get_column("shares") * trades.get_column("entry_price")).sum() / account
-        )
-        if trades.height
-        else 0.0,
-        "hit_rate_by_pattern": {str(p): float(h) for p, h, _ in by_pattern.iter_rows()},
-        "equity": equity.tolist(),
-    }
-    summary["car_mdd"] = (
-        summary["cagr"] / summary["max_drawdown"] if summary["max_drawdown"] else float("nan")
-    )
-    return summary
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 @dg.asset(
     key=REPORT_KEY,
     group_name=LAYER,
@@ -342,14 +221,17 @@ def backtest_report(
     labels = store.read_many("labels", "events", store.partitions("labels", "events"))
     oos = pooled_out_of_sample(predictions, labels)
     source = market.source_label(store)
-    summary = summarize(trades, backtest_settings.account_size, oos["auc"], source)
+    summary = performance.summarize_backtest(
+        trades, backtest_settings.account_size, oos["auc"], source
+    )
     equity = np.asarray(summary.pop("equity"))
-    peaks = np.maximum.accumulate(equity)
-    drawdown = -(peaks - equity) / peaks
+    drawdown = performance.drawdown_curve(equity)
     equity_png = _curve_png(equity, "Equity (net, months stitched)")
     drawdown_png = _curve_png(drawdown, "Drawdown", fill=True)
     summary["trials"] = len(month_keys)  # one model configuration per month, no search
-    path = store.write_text(SUMMARY_FILE, json.dumps(_json_safe(summary), indent=2) + "\n")
+    path = store.write_text(
+        SUMMARY_FILE, json.dumps(performance.json_safe(summary), indent=2) + "\n"
+    )
     mlflow = mlflow_tracking.client()
     with mlflow.start_run(run_name="backtest report") as run:
         mlflow.set_tags(
@@ -362,7 +244,9 @@ def backtest_report(
                 if isinstance(v, (int, float)) and np.isfinite(v)
             }
         )
-        mlflow.log_text(json.dumps(_json_safe(summary), indent=2), "backtest_summary.json")
+        mlflow.log_text(
+            json.dumps(performance.json_safe(summary), indent=2), "backtest_summary.json"
+        )
         for name, payload in (("equity.png", equity_png), ("drawdown.png", drawdown_png)):
             mlflow.log_image(png_image(payload), name)
         run_id = run.info.run_id
@@ -384,7 +268,7 @@ def backtest_report(
             "fees": summary["fees"],
             "slippage": summary["slippage"],
             "hit_rate_by_pattern": dg.MetadataValue.json(
-                _json_safe(summary["hit_rate_by_pattern"])
+                performance.json_safe(summary["hit_rate_by_pattern"])
             ),
             "equity_curve": image(equity_png),
             "drawdown": image(drawdown_png),

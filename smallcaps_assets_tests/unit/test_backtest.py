@@ -149,7 +149,7 @@ def test_missing_columns_are_named():
 
 
 def test_fill_check_flags_entries_and_exits_outside_traded_ranges():
-    from smallcaps_assets.defs.backtest import fills_outside_bars
+    from smallcaps_assets.core.backtest import fills_outside_bars
 
     t0 = dt.datetime(2024, 3, 5, 15, 0, tzinfo=dt.UTC)
     bars = pl.DataFrame(

@@ -6,6 +6,7 @@ import datetime as dt
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from smallcaps_assets.core.performance import (
@@ -75,3 +76,61 @@ def test_mean_difference_t_matches_welch_and_flags_a_real_edge():
     assert abs(t) < 2
     assert mean_difference_t(edge, baseline)[2] > 5
     assert all(np.isnan(mean_difference_t([1.0], baseline)))
+
+
+def _trades(net: list[float], patterns: list[str]) -> pl.DataFrame:
+    days = [dt.date(2024, 3, 4) + dt.timedelta(days=i) for i in range(len(net))]
+    entry = [dt.datetime(d.year, d.month, d.day, 15, 0, tzinfo=dt.UTC) for d in days]
+    return pl.DataFrame(
+        {
+            "date": days,
+            "pattern": patterns,
+            "entry_ts": entry,
+            "exit_ts": [t + dt.timedelta(minutes=15) for t in entry],
+            "shares": [100.0] * len(net),
+            "entry_price": [5.0] * len(net),
+            "gross_pnl": [n + 2.0 for n in net],
+            "net_pnl": net,
+            "ecn_fees": [1.5] * len(net),
+            "sec_fee": [0.5] * len(net),
+            "slippage": [0.0] * len(net),
+        },
+        schema_overrides={
+            "date": pl.Date,
+            "pattern": pl.String,
+            "entry_ts": pl.Datetime("us", "UTC"),
+            "exit_ts": pl.Datetime("us", "UTC"),
+            **{c: pl.Float64 for c in ("shares", "entry_price", "gross_pnl", "net_pnl")},
+            **{c: pl.Float64 for c in ("ecn_fees", "sec_fee", "slippage")},
+        },
+    )
+
+
+def test_the_backtest_summary_adds_up_the_trades():
+    from smallcaps_assets.core.performance import json_safe, summarize_backtest
+
+    summary = summarize_backtest(
+        _trades([100.0, -50.0, 30.0], ["gap_and_go", "gap_and_go", "vwap_reclaim"]),
+        100_000.0,
+        0.55,
+        "simulated",
+    )
+    assert summary["n_trades"] == 3
+    assert summary["expectancy_net"] == pytest.approx(80.0 / 3)
+    assert summary["costs_per_trade"] == pytest.approx(2.0)
+    assert summary["fees"] == pytest.approx(6.0)
+    assert summary["equity"] == pytest.approx([100_100.0, 100_050.0, 100_080.0])
+    assert summary["hit_rate_by_pattern"] == {"gap_and_go": 0.5, "vwap_reclaim": 1.0}
+    assert summary["exposure_minutes_per_session"] == pytest.approx(15.0)
+    assert summary["turnover"] == pytest.approx(3 * 500.0 / 100_000.0)
+    assert summary["start"] == "2024-03-04"
+    assert json_safe({"x": math.nan, "y": 1.0}) == {"x": None, "y": 1.0}
+
+
+def test_an_empty_backtest_summarizes_without_dividing_by_zero():
+    from smallcaps_assets.core.performance import summarize_backtest
+
+    summary = summarize_backtest(_trades([], []), 100_000.0, math.nan, "simulated")
+    assert summary["n_trades"] == 0
+    assert summary["equity"] == [100_000.0]
+    assert summary["turnover"] == 0.0

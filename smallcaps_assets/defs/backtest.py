@@ -18,11 +18,11 @@ import numpy as np
 import polars as pl
 
 from smallcaps_assets import progress
-from smallcaps_assets.core import backtest, performance, walkforward
+from smallcaps_assets.core import backtest, performance, research_schemas, walkforward
 from smallcaps_assets.core.costs import CostModel
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import condition_report
-from smallcaps_assets.defs.checks import NamedChecks, PartitionPublisher, PublishEvent
+from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.models import PREDICTIONS_KEY, MLflowResource
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import png_image, render_png
@@ -102,9 +102,10 @@ def no_skill_trades(store: DataStore, rules: backtest.RiskRules, costs: CostMode
     return pl.concat(trades) if trades else pl.DataFrame(schema=backtest.TRADES_SCHEMA)
 
 
-def _trades_checks() -> NamedChecks:
-    return NamedChecks(
+def _trades_checks() -> CheckSet:
+    return CheckSet(
         TRADES_KEY,
+        research_schemas.TRADES_MODEL,
         {
             "no_trade_before_signal": "Every entry is at or after its signal.",
             "fills_inside_bars": "Every fill price lies inside a traded bar's high/low range.",
@@ -142,17 +143,21 @@ def backtest_trades(
     report = publisher.submit(
         key,
         trades,
-        {
-            "no_trade_before_signal": condition_report(
-                "entry at or after the signal", early == 0, f"{early} early trades", partition=key
-            ),
-            "fills_inside_bars": condition_report(
-                "fill inside the bar's range", outside == 0, f"{outside} fills", partition=key
-            ),
-            "cash_balances": condition_report(
-                "cash after = cash before + net P&L", drift < 1e-6, f"drift {drift}", partition=key
-            ),
-        },
+        publisher.checks.audit(
+            key,
+            trades,
+            {
+                "no_trade_before_signal": condition_report(
+                    "entry at or after the signal", early == 0, f"{early} early", partition=key
+                ),
+                "fills_inside_bars": condition_report(
+                    "fill inside the bar's range", outside == 0, f"{outside} fills", partition=key
+                ),
+                "cash_balances": condition_report(
+                    "cash after = cash before + net P&L", drift < 1e-6, f"{drift}", partition=key
+                ),
+            },
+        ),
         functools.partial(store.write, LAYER, "trades", month, trades),
     )
     progress.partition_done(TRADES_KEY.to_user_string(), key)

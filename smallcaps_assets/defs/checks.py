@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
+import pandera.polars as pa
 import polars as pl
 
 from smallcaps_assets.core import calendar
-from smallcaps_assets.core.storage import DataStore, RejectedPartitionError, WriteReport
-from smallcaps_assets.core.validation import CheckReport
+from smallcaps_assets.core.storage import DataStore, RejectedPartitionError
+from smallcaps_assets.core.validation import CheckReport, validate_schema
 
 SCHEMA_CHECK = "schema"
 DATES_CHECK = "dates_in_partition"
 ROWS_CHECK = "rows_on_session"
 
+Published = TypeVar("Published")
 PublishEvent = dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult  # type: ignore[type-arg]
 
 
@@ -49,28 +51,48 @@ def _check_metadata(report: CheckReport, partitions: list[str]) -> dict[str, dg.
     return metadata
 
 
-class NamedChecks:
-    """Blocking checks with free names (schema, point in time, meaning checks), reported once per
-    run over every partition the run wrote.
+Schema = pa.DataFrameSchema | type[pa.DataFrameModel]
 
-    Names in ``warnings`` are advisory instead: not blocking, WARN severity when they fail (a
-    report's finding, e.g. a market outside real ranges, must never hold anything back)."""
+
+class CheckSet:
+    """Every check of one dataset, reported once per run over every partition the run audited.
+
+    Each dataset gets its Pandera ``schema`` check from its model (run by :meth:`audit` on every
+    frame) and its own named meaning checks, all blocking. Names in ``warnings`` are advisory
+    instead: not blocking, WARN severity when they fail (a report's finding, e.g. a market outside
+    real ranges, must never hold anything back)."""
 
     def __init__(
         self,
         asset_key: dg.AssetKey,
-        descriptions: dict[str, str],
+        model: Schema,
+        meaning: dict[str, str] | None = None,
         *,
         warnings: frozenset[str] = frozenset(),
     ) -> None:
+        descriptions = {SCHEMA_CHECK: _schema_description(model), **(meaning or {})}
         unknown = warnings - set(descriptions)
         if unknown:
             raise KeyError(f"warning checks {sorted(unknown)} have no description")
         self.asset_key = asset_key
+        self.model = model
         self.descriptions = descriptions
         self.warnings = warnings
         self.reports = {name: CheckReport() for name in descriptions}
         self.partitions: list[str] = []
+
+    def audit(
+        self,
+        partition_key: str,
+        frame: pl.DataFrame,
+        meaning: dict[str, CheckReport],
+        *,
+        model: Schema | None = None,
+    ) -> dict[str, CheckReport]:
+        """The schema check (``model`` overrides the set's, e.g. a rules-dependent one) and the
+        meaning checks of one partition's frame, keyed by check name."""
+        schema = validate_schema(model or self.model, frame, partition=partition_key)
+        return {SCHEMA_CHECK: schema, **meaning}
 
     def specs(self) -> list[dg.AssetCheckSpec]:
         return [
@@ -115,6 +137,18 @@ class NamedChecks:
         ]
 
 
+def _first_failure(name: str, report: CheckReport) -> str:
+    sample = report.sample[0] if report.sample else {}
+    case = " ".join(v for v in (sample.get("column", ""), sample.get("check", "")) if v)
+    detail = f": {case} ({sample.get('failure_case', '')})" if sample else ""
+    return f"{name} failed on {report.failures} row(s){detail}"
+
+
+def _schema_description(model: Schema) -> str:
+    name = model.name if isinstance(model, pa.DataFrameSchema) else model.__name__
+    return f"Pandera {name}: dtypes, value ranges, unique keys and row-level rules."
+
+
 def run_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
     """The run's partition keys, refusing an empty range (a reversed ``--partition-range``)
     instead of recording a materialization of nothing."""
@@ -142,7 +176,7 @@ class PartitionPublisher:
     def __init__(
         self,
         context: dg.AssetExecutionContext,
-        checks: NamedChecks,
+        checks: CheckSet,
         store: DataStore,
         layer: str,
         dataset: str,
@@ -161,9 +195,12 @@ class PartitionPublisher:
         key: str,
         frame: pl.DataFrame,
         reports: dict[str, CheckReport],
-        publish: Callable[[], WriteReport],
-    ) -> WriteReport | None:
+        publish: Callable[[], Published],
+    ) -> Published | None:
         self.checks.record(key, reports)
+        missing = set(self.checks.reports) - set(reports)
+        if missing:
+            raise KeyError(f"{self.asset_name} {key}: checks {sorted(missing)} were not run")
         failed = self.checks.blocking_failures(reports)
         if not failed:
             return publish()
@@ -177,10 +214,8 @@ class PartitionPublisher:
         )
         for name in failed:
             self.quarantined.setdefault(name, []).append(path)
-        self.rejected[key] = (
-            f"{', '.join(failed)} failed ({sum(reports[n].failures for n in failed)} failing); "
-            f"frame quarantined at {path}"
-        )
+        details = "; ".join(_first_failure(name, reports[name]) for name in failed)
+        self.rejected[key] = f"{details}; frame quarantined at {path}"
         self.context.log.error(f"{self.asset_name} {key} rejected: {self.rejected[key]}")
         return None
 

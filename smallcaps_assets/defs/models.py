@@ -21,10 +21,10 @@ import numpy as np
 import polars as pl
 
 from smallcaps_assets import progress, settings
-from smallcaps_assets.core import model_store, modeling, walkforward
+from smallcaps_assets.core import model_month, model_store, modeling, research_schemas, walkforward
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import condition_report
-from smallcaps_assets.defs.checks import NamedChecks, PartitionPublisher, PublishEvent
+from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import png_image, render_png
 from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
@@ -129,13 +129,10 @@ def _events_between(store: DataStore, first: dt.date, last: dt.date) -> tuple[pl
     present = [d for d in wanted if d in have]
     if not present:
         return pl.DataFrame(), len(wanted)
-    feats = store.read_many("features", "events", present)
-    labels = store.read_many("labels", "events", present).select(
-        "ticker", "ts", "pattern", "path_complete", "label", "exit_ts", "ret"
+    events = model_month.label_events(
+        store.read_many("features", "events", present), store.read_many("labels", "events", present)
     )
-    return feats.join(labels, on=["ticker", "ts", "pattern"], how="left"), len(wanted) - len(
-        present
-    )
+    return events, len(wanted) - len(present)
 
 
 # Month M's models are a bundle under models/month=YYYY-MM/ (core/model_store.py): the
@@ -212,6 +209,17 @@ def calibration_png(y: Any, p: Any) -> bytes:
     return render_png(draw, figsize=(6, 4), dpi=90)
 
 
+def _model_checks() -> CheckSet:
+    return CheckSet(
+        MODEL_KEY,
+        research_schemas.MODEL_CARD_MODEL,
+        {
+            "enough_events": "Training and validation windows hold at least the configured "
+            "labelled events, of both classes; otherwise nothing is fitted or saved."
+        },
+    )
+
+
 @dg.asset(
     key=MODEL_KEY,
     group_name=LAYER,
@@ -232,10 +240,7 @@ def calibration_png(y: Any, p: Any) -> bytes:
             ),
         ),
     ],
-    check_specs=NamedChecks(
-        MODEL_KEY,
-        {"enough_events": "Training and validation windows hold enough labelled events."},
-    ).specs(),
+    check_specs=_model_checks().specs(),
     kinds={"lightgbm", "catboost", "mlflow"},
 )
 def ml_model(
@@ -244,43 +249,56 @@ def ml_model(
     market: MarketDataResource,
     mlflow_tracking: MLflowResource,
     model_settings: ModelSettingsResource,
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    store = data.store()
-    month = dt.date.fromisoformat(context.partition_key)
+) -> Iterator[PublishEvent]:
+    store, key = data.store(), context.partition_key
+    month = dt.date.fromisoformat(key)
     windows = walkforward.windows_for(month, model_settings.spec())
-    events, missing = _events_between(store, windows.train.first_session, windows.test.last_session)
+    events, missing = _month_events(store, month, windows)
+    split = model_month.split_month(events, windows)
+    settings = model_settings.model_settings()
+    enough = model_month.enough_events(split, settings, partition=key)
+    fit = model_month.fit_month(split, settings) if enough.passed else None
+    card = model_month.model_card(month, split, fit)
+    publisher = PartitionPublisher(context, _model_checks(), store, LAYER, "model")
+    metadata = publisher.submit(
+        key,
+        card,
+        publisher.checks.audit(key, card, {"enough_events": enough}),
+        lambda: _publish_model(context, store, market, mlflow_tracking, windows, split, fit),
+    )
+    if metadata is not None:
+        publisher.describe(key, {**metadata, "missing_sessions": missing})
+    progress.partition_done(MODEL_KEY.to_user_string(), key)
+    yield from publisher.outcome({})
+
+
+def _month_events(
+    store: DataStore, month: dt.date, windows: walkforward.WalkForwardWindows
+) -> tuple[pl.DataFrame, int]:
+    first, last = windows.train.first_session, windows.test.last_session
+    events, missing = _events_between(store, first, last)
     if events.is_empty():
         raise ValueError(
-            f"ml/model {month:%Y-%m}: no feature/label partitions between "
-            f"{windows.train.first_session} and {windows.test.last_session}; materialize the "
-            "event assets for that span first"
+            f"ml/model {month:%Y-%m}: no feature/label partitions between {first} and {last}; "
+            "materialize the event assets for that span first"
         )
-    periods = walkforward.assign_periods(events, windows)
-    labelled = periods.filter(pl.col("path_complete").fill_null(False))
+    return events, missing
 
-    def part(name: str) -> Any:
-        rows = labelled.filter(pl.col("period") == name)
-        return modeling.design_matrix(rows.drop("period"))
 
-    train, validation, test = part("train"), part("validation"), part("test")
-    sizes = {"train": len(train), "validation": len(validation), "test": len(test)}
-    purged = int(periods.filter(pl.col("period").is_null()).height)
-    try:
-        models = modeling.fit_models(train, validation, model_settings.model_settings())
-    except ValueError as exc:
-        raise ValueError(f"ml/model {month:%Y-%m}: {exc} (window sizes {sizes})") from exc
-
-    scores = modeling.predict(models, test)
-    y_test = test["label"].to_numpy().astype(int)
-    test_metrics = modeling.evaluate(
-        y_test, scores["score"].to_numpy(), test["pattern"].astype(str).to_numpy()
-    )
-    valid_scores = modeling.predict(models, validation)
-    valid_metrics = modeling.evaluate(
-        validation["label"].to_numpy().astype(int), valid_scores["score"].to_numpy()
-    )
-    saved = model_store.save_models(store, month, models)
-
+def _publish_model(
+    context: dg.AssetExecutionContext,
+    store: DataStore,
+    market: MarketDataResource,
+    mlflow_tracking: MLflowResource,
+    windows: walkforward.WalkForwardWindows,
+    split: model_month.MonthSplit,
+    fit: model_month.MonthFit | None,
+) -> dict[str, Any]:
+    """Save the month's models and log them to MLflow (only once its card passed its checks);
+    returns the materialization's metadata."""
+    assert fit is not None  # enough_events passed, so the month was fitted
+    month = dt.date.fromisoformat(context.partition_key)
+    saved = model_store.save_models(store, month, fit.models)
     source = market.source_label(store)
     tags = {
         "dagster_run_id": context.run.run_id,
@@ -289,73 +307,44 @@ def ml_model(
         "git_commit": _git_commit(),
         "data_source": source,
     }
-    run_id = _log_to_mlflow(
-        mlflow_tracking,
-        month,
-        models,
-        windows,
-        sizes,
-        valid_metrics,
-        test_metrics,
-        tags,
-        train,
-        y_test,
-        scores["score"].to_numpy(),
-    )
-    progress.partition_done(MODEL_KEY.to_user_string(), context.partition_key)
-    check = condition_report(
-        "enough_events", True, f"window sizes {sizes}", partition=context.partition_key
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "train_events": sizes["train"],
-            "validation_events": sizes["validation"],
-            "test_events": sizes["test"],
-            "purged_or_embargoed": purged,
-            "missing_sessions": missing,
-            "validation_auc": valid_metrics["auc"],
-            "test_auc": test_metrics["auc"],
-            "test_base_rate": test_metrics["base_rate"],
-            "blend_weights": dg.MetadataValue.json(models.weights),
-            "threshold": models.threshold,
-            "train_window": f"{windows.train.first_session}...{windows.train.last_session}",
-            "validation_window": (
-                f"{windows.validation.first_session}...{windows.validation.last_session}"
-            ),
-            "mlflow_run_id": run_id,
-            "model_path": dg.MetadataValue.path(saved.manifest_url),
-            MANIFEST_DIGEST: saved.manifest_sha256,
-            "model_artifacts": dg.MetadataValue.json(saved.artifacts),
-            "data_source": source,
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                asset_key=MODEL_KEY,
-                check_name="enough_events",
-                passed=check.passed,
-                metadata={"sizes": dg.MetadataValue.json(sizes)},
-            )
-        ],
-    )
+    run_id = _log_to_mlflow(mlflow_tracking, month, fit, split, windows, tags)
+    return {
+        "train_events": split.sizes["train"],
+        "validation_events": split.sizes["validation"],
+        "test_events": split.sizes["test"],
+        "purged_or_embargoed": split.purged,
+        "validation_auc": fit.validation_metrics["auc"],
+        "test_auc": fit.test_metrics["auc"],
+        "test_base_rate": fit.test_metrics["base_rate"],
+        "blend_weights": dg.MetadataValue.json(fit.models.weights),
+        "threshold": fit.models.threshold,
+        "train_window": f"{windows.train.first_session}...{windows.train.last_session}",
+        "validation_window": (
+            f"{windows.validation.first_session}...{windows.validation.last_session}"
+        ),
+        "mlflow_run_id": run_id,
+        "model_path": dg.MetadataValue.path(saved.manifest_url),
+        MANIFEST_DIGEST: saved.manifest_sha256,
+        "model_artifacts": dg.MetadataValue.json(saved.artifacts),
+        "data_source": source,
+    }
 
 
 def _log_to_mlflow(
     resource: MLflowResource,
     month: dt.date,
-    models: modeling.TrainedModels,
+    fit: model_month.MonthFit,
+    split: model_month.MonthSplit,
     windows: walkforward.WalkForwardWindows,
-    sizes: dict[str, int],
-    valid_metrics: dict[str, float],
-    test_metrics: dict[str, float],
     tags: dict[str, str],
-    train: Any,
-    y_test: Any,
-    test_scores: Any,
 ) -> str:
+    models, sizes = fit.models, split.sizes
+    valid_metrics, test_metrics = fit.validation_metrics, fit.test_metrics
+    y_test, test_scores = fit.test_labels, fit.test_scores
     mlflow = resource.client()
     from mlflow.models import infer_signature
 
-    x_example = train.loc[:, list(modeling.FEATURE_COLUMNS)].head(5)
+    x_example = split.train.loc[:, list(modeling.FEATURE_COLUMNS)].head(5)
     with mlflow.start_run(run_name=f"walk-forward {month:%Y-%m}") as run:
         mlflow.set_tags(tags)
         mlflow.log_params(
@@ -425,9 +414,11 @@ def _alias_newest(mlflow: Any, month: dt.date, version: Any) -> None:
         client.set_registered_model_alias(REGISTERED_MODEL, NEWEST_ALIAS, str(version))
 
 
-def _predictions_checks() -> NamedChecks:
-    return NamedChecks(
-        PREDICTIONS_KEY, {"covers_month_once": "Every event of month M is scored exactly once."}
+def _predictions_checks() -> CheckSet:
+    return CheckSet(
+        PREDICTIONS_KEY,
+        research_schemas.PREDICTIONS_MODEL,
+        {"covers_month_once": "Every event of month M is scored exactly once."},
     )
 
 
@@ -475,15 +466,19 @@ def ml_predictions(
     report = publisher.submit(
         key,
         scored,
-        {
-            "covers_month_once": condition_report(
-                "every event scored exactly once",
-                duplicates == 0 and unscored == 0 and scored.height == events.height,
-                f"{events.height} events, {scored.height} scores, {duplicates} duplicates, "
-                f"{unscored} unscored",
-                partition=key,
-            )
-        },
+        publisher.checks.audit(
+            key,
+            scored,
+            {
+                "covers_month_once": condition_report(
+                    "every event scored exactly once",
+                    duplicates == 0 and unscored == 0 and scored.height == events.height,
+                    f"{events.height} events, {scored.height} scores, {duplicates} duplicates, "
+                    f"{unscored} unscored",
+                    partition=key,
+                )
+            },
+        ),
         functools.partial(store.write, LAYER, "predictions", month, scored),
     )
     if report is not None:

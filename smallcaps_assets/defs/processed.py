@@ -46,11 +46,9 @@ from smallcaps_assets.core.validation import (
     CheckReport,
     condition_report,
     rules_report,
-    validate_schema,
 )
 from smallcaps_assets.defs.checks import (
-    SCHEMA_CHECK,
-    NamedChecks,
+    CheckSet,
     PartitionPublisher,
     PublishEvent,
     run_partition_keys,
@@ -68,7 +66,6 @@ RAW = "raw"
 
 POINT_IN_TIME_CHECK = "point_in_time"
 BASE_CHECKS = {
-    SCHEMA_CHECK: "Pandera model: dtypes, value ranges, unique keys and row-level rules.",
     POINT_IN_TIME_CHECK: "No row uses information from after its session (dates, filings, "
     "actions, news window, bar times).",
 }
@@ -152,6 +149,9 @@ class ProcessedDataset:
     @property
     def key(self) -> dg.AssetKey:
         return dg.AssetKey([self.layer, self.name])
+
+    def checks(self) -> CheckSet:
+        return CheckSet(self.key, self.model, {**BASE_CHECKS, **self.meaning_checks})
 
     def check_point_in_time(self, frame: pl.DataFrame, day: dt.date, partition: str) -> CheckReport:
         if self.point_in_time is not None:
@@ -429,7 +429,7 @@ def materialize_processed(
     model = universe_model(universe_rules.rules()) if dataset.name == "universe" else dataset.model
     publisher = PartitionPublisher(
         context,
-        NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks}),
+        dataset.checks(),
         store,
         dataset.layer,
         dataset.name,
@@ -446,11 +446,15 @@ def materialize_processed(
         report = publisher.submit(
             key,
             out.frame,
-            {
-                SCHEMA_CHECK: validate_schema(model, out.frame, partition=key),
-                POINT_IN_TIME_CHECK: dataset.check_point_in_time(out.frame, day, key),
-                **out.checks,
-            },
+            publisher.checks.audit(
+                key,
+                out.frame,
+                {
+                    POINT_IN_TIME_CHECK: dataset.check_point_in_time(out.frame, day, key),
+                    **out.checks,
+                },
+                model=model,
+            ),
             functools.partial(store.write, dataset.layer, dataset.name, day, out.frame),
         )
         if report is None:
@@ -474,7 +478,7 @@ def materialize_processed(
 
 
 def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
-    specs = NamedChecks(dataset.key, {**BASE_CHECKS, **dataset.meaning_checks}).specs()
+    specs = dataset.checks().specs()
     common: dict[str, Any] = {
         "key": dataset.key,
         "group_name": dataset.layer,

@@ -33,13 +33,11 @@ from smallcaps_assets.core.validation import (
     CheckReport,
     dates_within,
     row_count_report,
-    validate_schema,
 )
 from smallcaps_assets.defs.checks import (
     DATES_CHECK,
     ROWS_CHECK,
-    SCHEMA_CHECK,
-    NamedChecks,
+    CheckSet,
     PartitionPublisher,
     PublishEvent,
     previous_row_counts,
@@ -346,10 +344,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-RAW_CHECKS = {
-    SCHEMA_CHECK: "Pandera model of the source's answer: dtypes, value ranges, unique keys.",
-    DATES_CHECK: "Every row is stamped inside the partition it is stored in.",
-}
+RAW_CHECKS = {DATES_CHECK: "Every row is stamped inside the partition it is stored in."}
 ROWS_CHECKS = {
     ROWS_CHECK: "The session has data (an empty answer on a trading session is refused) and no "
     f"fewer than {ROW_COLLAPSE_SHARE:.0%} of the median rows of the {ROW_COUNT_HISTORY} stored "
@@ -357,28 +352,29 @@ ROWS_CHECKS = {
 }
 
 
-def raw_checks(dataset: RawDataset) -> NamedChecks:
-    return NamedChecks(
-        dataset.key, {**RAW_CHECKS, **(ROWS_CHECKS if dataset.rows_expected else {})}
+def raw_checks(dataset: RawDataset) -> CheckSet:
+    return CheckSet(
+        dataset.key,
+        dataset.model,
+        {**RAW_CHECKS, **(ROWS_CHECKS if dataset.rows_expected else {})},
     )
 
 
 def audit_raw(
-    dataset: RawDataset, store: DataStore, day: dt.date, frame: pl.DataFrame
+    dataset: RawDataset, checks: CheckSet, store: DataStore, day: dt.date, frame: pl.DataFrame
 ) -> dict[str, CheckReport]:
     """Every check of a raw frame, run before it may become the partition."""
     key = day.isoformat()
     tz = TIMEZONE if dataset.time_column == "published_utc" or dataset.allowed_days else None
-    reports = {
-        SCHEMA_CHECK: validate_schema(dataset.model, frame, partition=key),
+    meaning = {
         DATES_CHECK: dates_within(
             frame, dataset.time_column, dataset.days_in_partition(day), partition=key, tz=tz
         ),
     }
     if dataset.rows_expected:
         history = previous_row_counts(store, LAYER, dataset.name, day, ROW_COUNT_HISTORY)
-        reports[ROWS_CHECK] = row_count_report(frame.height, history, partition=key)
-    return reports
+        meaning[ROWS_CHECK] = row_count_report(frame.height, history, partition=key)
+    return checks.audit(key, frame, meaning)
 
 
 def materialize_raw(
@@ -399,7 +395,8 @@ def materialize_raw(
             f"{dataset.key.to_user_string()}: session(s) {', '.join(still_open)} have not closed "
             "yet; materialize them after the close (the after_close schedule runs at 16:45 ET)"
         )
-    publisher = PartitionPublisher(context, raw_checks(dataset), store, LAYER, dataset.name)
+    checks = raw_checks(dataset)
+    publisher = PartitionPublisher(context, checks, store, LAYER, dataset.name)
     outcomes: dict[str, int] = {}
     total_rows = 0
     # Local files are validated here, so a bad one fails the run before any partition is written.
@@ -429,7 +426,7 @@ def materialize_raw(
                 report = publisher.submit(
                     key,
                     frame,
-                    audit_raw(dataset, store, day, frame),
+                    audit_raw(dataset, checks, store, day, frame),
                     functools.partial(
                         store.write_immutable,
                         LAYER,

@@ -18,10 +18,9 @@ import polars as pl
 from smallcaps_assets import progress
 from smallcaps_assets.core import calendar, realism
 from smallcaps_assets.core.storage import RejectedPartitionError
-from smallcaps_assets.core.validation import rules_report, validate_schema
+from smallcaps_assets.core.validation import rules_report
 from smallcaps_assets.defs.checks import (
-    SCHEMA_CHECK,
-    NamedChecks,
+    CheckSet,
     PartitionPublisher,
     PublishEvent,
     run_partition_keys,
@@ -51,12 +50,11 @@ class MarketRealismConfig(dg.Config):
         )
 
 
-def _checks() -> NamedChecks:
-    return NamedChecks(
+def _checks() -> CheckSet:
+    return CheckSet(
         KEY,
+        realism.MarketRealismModel,
         {
-            SCHEMA_CHECK: "Pandera MarketRealismModel: one row per fact and month, verdicts "
-            "consistent with the value and its real range.",
             RANGES_CHECK: "Every fact with enough observations lies inside its real small-cap "
             "range (WARN, not blocking: the report informs, it never holds the graph back).",
         },
@@ -173,15 +171,18 @@ def market_realism(
         written = publisher.submit(
             key,
             frame,
-            {
-                SCHEMA_CHECK: validate_schema(realism.MarketRealismModel, frame, partition=key),
-                RANGES_CHECK: rules_report(
-                    frame,
-                    {"inside its real range": pl.col("status") != "outside"},
-                    partition=key,
-                    label=DATASET,
-                ),
-            },
+            publisher.checks.audit(
+                key,
+                frame,
+                {
+                    RANGES_CHECK: rules_report(
+                        frame,
+                        {"inside its real range": pl.col("status") != "outside"},
+                        partition=key,
+                        label=DATASET,
+                    )
+                },
+            ),
             functools.partial(store.write, LAYER, DATASET, month, frame),
         )
         if written is None:

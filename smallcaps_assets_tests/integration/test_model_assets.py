@@ -106,6 +106,12 @@ def test_a_window_with_too_few_events_fails_loudly_naming_the_sizes(env):
     assert "training window has" in message
     assert "need 100000" in message
     assert "window sizes" in message
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"schema": True, "enough_events": False}
+    # Nothing was fitted or saved, and the rejected card is kept for inspection.
+    store = DataStore(str(env / "data"))
+    assert not store.files("models/month=2024-08/*")
+    assert store.quarantined("ml", "model", "2024-08-01")
 
 
 def test_a_month_without_upstream_events_fails_with_what_to_materialize(env):
@@ -162,6 +168,7 @@ def test_backtest_trades_the_selected_predictions_and_reports_every_month(env):
     )
     checks = {e.check_name: e.passed for e in trades_run.get_asset_check_evaluations()}
     assert checks == {
+        "schema": True,
         "no_trade_before_signal": True,
         "fills_inside_bars": True,
         "cash_balances": True,

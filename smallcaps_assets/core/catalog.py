@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -79,7 +80,7 @@ GROUP BY 1 ORDER BY 1
 PROCESSED_MONTHLY_VIEWS = ("processed.universe", "processed.minute_bars", "processed.watchlist")
 
 
-def markdown_table(columns: list[str], rows: list[tuple[object, ...]]) -> str:
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

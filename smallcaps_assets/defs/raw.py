@@ -348,7 +348,8 @@ RAW_CHECKS = {DATES_CHECK: "Every row is stamped inside the partition it is stor
 ROWS_CHECKS = {
     ROWS_CHECK: "The session has data (an empty answer on a trading session is refused) and no "
     f"fewer than {ROW_COLLAPSE_SHARE:.0%} of the median rows of the {ROW_COUNT_HISTORY} stored "
-    "sessions before it.",
+    "sessions before it. Sources that answer for the whole market only (not a user's local "
+    "files, which hold the names they hold).",
 }
 
 
@@ -361,9 +362,18 @@ def raw_checks(dataset: RawDataset) -> CheckSet:
 
 
 def audit_raw(
-    dataset: RawDataset, checks: CheckSet, store: DataStore, day: dt.date, frame: pl.DataFrame
+    dataset: RawDataset,
+    checks: CheckSet,
+    store: DataStore,
+    day: dt.date,
+    frame: pl.DataFrame,
+    *,
+    whole_market: bool = True,
 ) -> dict[str, CheckReport]:
-    """Every check of a raw frame, run before it may become the partition."""
+    """Every check of a raw frame, run before it may become the partition. ``whole_market``:
+    the source answers for the whole market (the vendor, the simulator), so a session without
+    rows is a fault; a user's local files hold only the names they hold, and a ticker set with
+    no regular-session bar on a day is real data (docs/local-files.md)."""
     key = day.isoformat()
     tz = TIMEZONE if dataset.time_column == "published_utc" or dataset.allowed_days else None
     meaning = {
@@ -371,9 +381,11 @@ def audit_raw(
             frame, dataset.time_column, dataset.days_in_partition(day), partition=key, tz=tz
         ),
     }
-    if dataset.rows_expected:
+    if dataset.rows_expected and whole_market:
         history = previous_row_counts(store, LAYER, dataset.name, day, ROW_COUNT_HISTORY)
         meaning[ROWS_CHECK] = row_count_report(frame.height, history, partition=key)
+    elif dataset.rows_expected:
+        meaning[ROWS_CHECK] = CheckReport(rows_checked=frame.height)
     return checks.audit(key, frame, meaning)
 
 
@@ -396,6 +408,7 @@ def materialize_raw(
             "yet; materialize them after the close (the after_close schedule runs at 16:45 ET)"
         )
     checks = raw_checks(dataset)
+    whole_market = market.source() != "local"
     publisher = PartitionPublisher(context, checks, store, LAYER, dataset.name)
     outcomes: dict[str, int] = {}
     total_rows = 0
@@ -426,7 +439,7 @@ def materialize_raw(
                 report = publisher.submit(
                     key,
                     frame,
-                    audit_raw(dataset, checks, store, day, frame),
+                    audit_raw(dataset, checks, store, day, frame, whole_market=whole_market),
                     functools.partial(
                         store.write_immutable,
                         LAYER,

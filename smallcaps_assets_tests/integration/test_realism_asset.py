@@ -22,9 +22,10 @@ import pytest
 from smallcaps_assets.core import realism
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import validate_schema
+from smallcaps_assets.defs.checks import SCHEMA_CHECK
 from smallcaps_assets.defs.processed import processed_assets
 from smallcaps_assets.defs.raw import raw_assets, raw_minute_bars_asset
-from smallcaps_assets.defs.realism import KEY, RANGES_CHECK, SCHEMA_CHECK, market_realism
+from smallcaps_assets.defs.realism import KEY, RANGES_CHECK, market_realism
 from smallcaps_assets.research.market_realism import measure_data_root
 from smallcaps_assets_tests.realism_fixtures import build_market, write_processed
 from smallcaps_assets_tests.resource_fixtures import daily_graph_resources

@@ -10,16 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
 
 __all__ = [
+    "SUMMARY_COLUMNS",
     "car",
     "drawdown_curve",
     "expectancy",
     "expectancy_t",
+    "hit_rate_by_pattern",
     "json_safe",
     "max_drawdown",
     "mean_difference_t",
@@ -27,6 +29,7 @@ __all__ = [
     "profit_factor",
     "sharpe",
     "summarize_backtest",
+    "summary_table",
 ]
 
 SESSIONS_PER_YEAR = 252
@@ -136,11 +139,7 @@ def summarize_backtest(
         else 0
     )
     sessions = daily.height
-    by_pattern = (
-        trades.group_by("pattern")
-        .agg(hit_rate=(pl.col("net_pnl") > 0).mean(), trades=pl.len())
-        .sort("pattern")
-    )
+    by_pattern = hit_rate_by_pattern(trades)
     _, gross_se, gross_t = expectancy_t(gross)
 
     def total(column: str) -> float:
@@ -176,11 +175,46 @@ def summarize_backtest(
             (trades.get_column("shares") * trades.get_column("entry_price")).sum() or 0.0
         )
         / account,
-        "hit_rate_by_pattern": {str(p): float(h) for p, h, _ in by_pattern.iter_rows()},
+        "hit_rate_by_pattern": {str(p): float(h) for p, _, h in by_pattern.iter_rows()},
+        "trades_by_pattern": {str(p): int(n) for p, n, _ in by_pattern.iter_rows()},
         "equity": equity.tolist(),
         "car_mdd": cagr / drawdown if drawdown else math.nan,
     }
     return summary
+
+
+def hit_rate_by_pattern(trades: pl.DataFrame) -> pl.DataFrame:
+    """Per pattern: trades and the share of them with a positive net P&L."""
+    return (
+        trades.group_by("pattern")
+        .agg(trades=pl.len().cast(pl.Int64), hit_rate=(pl.col("net_pnl") > 0).mean())
+        .sort("pattern")
+    )
+
+
+SUMMARY_COLUMNS: Final = (
+    "n_trades",
+    "expectancy_gross",
+    "expectancy_net",
+    "costs_per_trade",
+    "profit_factor",
+    "sharpe",
+    "max_drawdown",
+    "hit_rate",
+    "auc_oos",
+    "fees",
+    "slippage",
+    "turnover",
+)
+
+
+def summary_table(summary: dict[str, Any]) -> pl.DataFrame:
+    """The report's headline figures as one typed row (NaN as null), for its schema check."""
+    values = json_safe({c: summary[c] for c in SUMMARY_COLUMNS})
+    return pl.DataFrame(
+        [values],
+        schema={c: pl.Int64() if c == "n_trades" else pl.Float64() for c in SUMMARY_COLUMNS},
+    )
 
 
 def json_safe(value: Any) -> Any:

@@ -18,10 +18,10 @@ import numpy as np
 import polars as pl
 
 from smallcaps_assets import progress
-from smallcaps_assets.core import backtest, performance, research_schemas, walkforward
+from smallcaps_assets.core import backtest, modeling, performance, research_schemas, walkforward
 from smallcaps_assets.core.costs import CostModel
 from smallcaps_assets.core.storage import DataStore
-from smallcaps_assets.core.validation import condition_report
+from smallcaps_assets.core.validation import condition_report, validate_schema
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.models import PREDICTIONS_KEY, MLflowResource
 from smallcaps_assets.defs.partitions import months
@@ -197,6 +197,17 @@ def _curve_png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> 
     return render_png(draw, figsize=(7, 3), dpi=80)
 
 
+def _report_checks() -> CheckSet:
+    return CheckSet(
+        REPORT_KEY,
+        research_schemas.BACKTEST_SUMMARY_MODEL,
+        {
+            "patterns_table": "Pandera HitRateByPatternModel: one row per known pattern with its "
+            "trade count and a hit rate in [0, 1]."
+        },
+    )
+
+
 @dg.asset(
     key=REPORT_KEY,
     group_name=LAYER,
@@ -204,6 +215,7 @@ def _curve_png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> 
     description="The stitched walk-forward backtest: expectancy, profit factor, Sharpe, CAR/MDD, "
     "hit rate by pattern, 95th-percentile loss, exposure, turnover, fees and slippage, trials; "
     "equity and drawdown plots; reports/backtest_summary.json.",
+    check_specs=_report_checks().specs(),
     kinds={"mlflow", "json"},
 )
 def backtest_report(
@@ -212,10 +224,31 @@ def backtest_report(
     market: MarketDataResource,
     mlflow_tracking: MLflowResource,
     backtest_settings: BacktestSettingsResource,
-) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    from smallcaps_assets.core.modeling import pooled_out_of_sample
-
+) -> Iterator[PublishEvent]:
     store = data.store()
+    trades, oos_auc, trials = _stitched(store)
+    source = market.source_label(store)
+    summary = performance.summarize_backtest(
+        trades, backtest_settings.account_size, oos_auc, source
+    )
+    summary["trials"] = trials  # one model configuration per month, no search
+    table, patterns = performance.summary_table(summary), performance.hit_rate_by_pattern(trades)
+    key = store.partitions(LAYER, "trades")[-1]  # the stitched range's last month
+    publisher = PartitionPublisher(context, _report_checks(), store, LAYER, "report")
+    patterns_report = validate_schema(research_schemas.HIT_RATE_BY_PATTERN_MODEL, patterns)
+    metadata = publisher.submit(
+        key,
+        table,
+        publisher.checks.audit(key, table, {"patterns_table": patterns_report}),
+        lambda: _publish_report(context, store, mlflow_tracking, summary),
+    )
+    if metadata is not None:
+        publisher.describe(key, metadata)
+    yield from publisher.outcome({})
+
+
+def _stitched(store: DataStore) -> tuple[pl.DataFrame, float, int]:
+    """Every month's trades, the pooled out-of-sample AUC and the months (trials) stitched."""
     month_keys = store.partitions(LAYER, "trades")
     if not month_keys:
         raise ValueError(
@@ -224,23 +257,29 @@ def backtest_report(
     trades = store.read_many(LAYER, "trades", month_keys)
     predictions = store.read_many("ml", "predictions", store.partitions("ml", "predictions"))
     labels = store.read_many("labels", "events", store.partitions("labels", "events"))
-    oos = pooled_out_of_sample(predictions, labels)
-    source = market.source_label(store)
-    summary = performance.summarize_backtest(
-        trades, backtest_settings.account_size, oos["auc"], source
-    )
+    return trades, modeling.pooled_out_of_sample(predictions, labels)["auc"], len(month_keys)
+
+
+def _publish_report(
+    context: dg.AssetExecutionContext,
+    store: DataStore,
+    mlflow_tracking: MLflowResource,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Write reports/backtest_summary.json, log the report to MLflow; returns the metadata."""
     equity = np.asarray(summary.pop("equity"))
-    drawdown = performance.drawdown_curve(equity)
     equity_png = _curve_png(equity, "Equity (net, months stitched)")
-    drawdown_png = _curve_png(drawdown, "Drawdown", fill=True)
-    summary["trials"] = len(month_keys)  # one model configuration per month, no search
-    path = store.write_text(
-        SUMMARY_FILE, json.dumps(performance.json_safe(summary), indent=2) + "\n"
-    )
+    drawdown_png = _curve_png(performance.drawdown_curve(equity), "Drawdown", fill=True)
+    text = json.dumps(performance.json_safe(summary), indent=2) + "\n"
+    path = store.write_text(SUMMARY_FILE, text)
     mlflow = mlflow_tracking.client()
     with mlflow.start_run(run_name="backtest report") as run:
         mlflow.set_tags(
-            {"dagster_run_id": context.run.run_id, "data_source": source, "kind": "backtest"}
+            {
+                "dagster_run_id": context.run.run_id,
+                "data_source": summary["source"],
+                "kind": "backtest",
+            }
         )
         mlflow.log_metrics(
             {
@@ -249,9 +288,7 @@ def backtest_report(
                 if isinstance(v, (int, float)) and np.isfinite(v)
             }
         )
-        mlflow.log_text(
-            json.dumps(performance.json_safe(summary), indent=2), "backtest_summary.json"
-        )
+        mlflow.log_text(text, "backtest_summary.json")
         for name, payload in (("equity.png", equity_png), ("drawdown.png", drawdown_png)):
             mlflow.log_image(png_image(payload), name)
         run_id = run.info.run_id
@@ -261,27 +298,18 @@ def backtest_report(
             f"![plot](data:image/png;base64,{base64.b64encode(payload).decode()})"
         )
 
-    return dg.MaterializeResult(
-        metadata={
-            "n_trades": summary["n_trades"],
-            "expectancy_gross": summary["expectancy_gross"],
-            "expectancy_net": summary["expectancy_net"],
-            "profit_factor": summary["profit_factor"],
-            "sharpe": summary["sharpe"],
-            "max_drawdown": summary["max_drawdown"],
-            "auc_oos": summary["auc_oos"],
-            "fees": summary["fees"],
-            "slippage": summary["slippage"],
-            "hit_rate_by_pattern": dg.MetadataValue.json(
-                performance.json_safe(summary["hit_rate_by_pattern"])
-            ),
-            "equity_curve": image(equity_png),
-            "drawdown": image(drawdown_png),
-            "summary_file": dg.MetadataValue.path(path),
-            "mlflow_run_id": run_id,
-            "source": source,
-        }
-    )
+    return {
+        **{k: summary[k] for k in performance.SUMMARY_COLUMNS if k != "costs_per_trade"},
+        "hit_rate_by_pattern": dg.MetadataValue.json(
+            performance.json_safe(summary["hit_rate_by_pattern"])
+        ),
+        "trades_by_pattern": dg.MetadataValue.json(summary["trades_by_pattern"]),
+        "equity_curve": image(equity_png),
+        "drawdown": image(drawdown_png),
+        "summary_file": dg.MetadataValue.path(path),
+        "mlflow_run_id": run_id,
+        "source": summary["source"],
+    }
 
 
 backtest_assets = [backtest_trades, backtest_report]

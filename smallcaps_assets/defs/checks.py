@@ -240,14 +240,20 @@ class PartitionPublisher:
             name: {"quarantined": dg.MetadataValue.json(paths)}
             for name, paths in self.quarantined.items()
         }
+        partitioned = self.context.assets_def.partitions_def is not None
         if not self.rejected:
             for key, partition_metadata in self.published.items():
-                self.context.add_asset_metadata(partition_metadata, partition_key=key)
+                if partitioned:
+                    self.context.add_asset_metadata(partition_metadata, partition_key=key)
+                else:
+                    self.context.add_asset_metadata(partition_metadata)
             yield dg.MaterializeResult(metadata=metadata, check_results=self.checks.results(extra))
             return
         for key, partition_metadata in self.published.items():
             yield dg.AssetMaterialization(
-                asset_key=self.checks.asset_key, partition=key, metadata=partition_metadata
+                asset_key=self.checks.asset_key,
+                partition=key if partitioned else None,
+                metadata=partition_metadata,
             )
         yield from self.checks.results(extra)
         lines = [f"  {key}: {why}" for key, why in sorted(self.rejected.items())]

@@ -121,6 +121,7 @@ def test_the_backtest_summary_adds_up_the_trades():
     assert summary["fees"] == pytest.approx(6.0)
     assert summary["equity"] == pytest.approx([100_100.0, 100_050.0, 100_080.0])
     assert summary["hit_rate_by_pattern"] == {"gap_and_go": 0.5, "vwap_reclaim": 1.0}
+    assert summary["trades_by_pattern"] == {"gap_and_go": 2, "vwap_reclaim": 1}
     assert summary["exposure_minutes_per_session"] == pytest.approx(15.0)
     assert summary["turnover"] == pytest.approx(3 * 500.0 / 100_000.0)
     assert summary["start"] == "2024-03-04"

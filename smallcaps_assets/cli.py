@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -19,10 +21,21 @@ from smallcaps_assets import settings
 
 DEFAULT_START = dt.date(2024, 1, 2)
 DEFAULT_END = dt.date(2024, 12, 31)
+# The simulated universe, its daily panel and its minute paths live in memory: 5,000 names take
+# ~20 s and 1.2 GB to build, and the pipeline's time grows with them (2,000 names: ~45 minutes
+# per canary seed). Larger counts spent minutes building before a run could even start.
+MAX_TICKERS = 5_000
 
 
 class CliError(Exception):
     """A user-facing error: printed without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2); ``--help`` shows the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _iso_date(text: str) -> dt.date:
@@ -30,6 +43,94 @@ def _iso_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def _ticker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if not 1 <= count <= MAX_TICKERS:
+        raise argparse.ArgumentTypeError(f"{count} is outside 1..{MAX_TICKERS}")
+    return count
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"{seed} is negative (seeds are 0 or more)")
+    return seed
+
+
+def _signal_strength(text: str) -> float:
+    try:
+        strength = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not math.isfinite(strength) or strength < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
+    return strength
+
+
+def _partition_keys(start: dt.date, end: dt.date) -> tuple[list[dt.date], list[str]]:
+    """The NYSE sessions of [start, end] and those of them that are daily partitions."""
+    from smallcaps_assets.core import calendar
+    from smallcaps_assets.defs.partitions import trading_days
+
+    sessions = calendar.sessions(start, end)
+    keys = [d.isoformat() for d in sessions if trading_days.has_partition_key(d.isoformat())]
+    if not keys:
+        raise CliError(
+            f"no NYSE session between {start} and {end} is a partition "
+            f"(partitions run from {calendar.FIRST_SESSION} to the last completed session)"
+        )
+    return sessions, keys
+
+
+def _check_writable_root(root: str, what: str) -> None:
+    """A local data root must be a folder this process can create files in (or create)."""
+    if "://" in root:
+        return  # object storage: checked by its first write
+    path = Path(root).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        if existing == path:
+            raise CliError(f"{what} {path} is a file, not a folder")
+        raise CliError(f"{what} {path} cannot be created: {existing} is a file")
+    try:
+        # A real probe (the permission bits do not tell root or a read-only mount); it leaves
+        # nothing behind.
+        tempfile.TemporaryDirectory(dir=existing, prefix=".smallcaps-probe-").cleanup()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if existing == path:
+            raise CliError(f"{what} {path} is not writable ({reason})") from exc
+        raise CliError(f"{what} {path} cannot be created in {existing} ({reason})") from exc
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Everything about the arguments that can be refused before anything is written."""
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if start and end and end < start:
+        raise CliError(f"--end {end} is before --start {start}")
+    if args.command in ("demo", "canary"):
+        _partition_keys(start, end)
+        if args.command == "demo":
+            roots = [args.data_dir or settings.data_root()]
+        else:
+            roots = [str(_canary_data_dir(args, seed)) for seed in args.seeds or [args.seed]]
+        for root in roots:
+            _check_writable_root(root, "--data-dir" if args.data_dir else "the data root")
+    if args.command == "realism" and start and end:
+        from smallcaps_assets.core import calendar
+
+        if not calendar.sessions(start, end):
+            raise CliError(f"no NYSE session between {start} and {end}")
 
 
 def _ensure_instance() -> Path:
@@ -163,30 +264,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             os.environ[env] = str(value)
-    home = _ensure_instance()
     # MLflow logs every registered version and pip resolution at INFO/WARNING; the runs
     # themselves are what to look at (MLflow UI).
     logging.getLogger("mlflow").setLevel(logging.ERROR)
 
     import dagster as dg
 
-    from smallcaps_assets.core import calendar
     from smallcaps_assets.core.storage import DataStore
-    from smallcaps_assets.defs.partitions import trading_days
-    from smallcaps_assets.defs.resources import SimulatorMismatchError, simulator_settings
+    from smallcaps_assets.defs.resources import simulator_settings
 
-    sessions = calendar.sessions(args.start, args.end)
-    keys = [d.isoformat() for d in sessions if trading_days.has_partition_key(d.isoformat())]
-    if not keys:
-        raise CliError(
-            f"no NYSE session between {args.start} and {args.end} is a partition "
-            f"(partitions run from {calendar.FIRST_SESSION} to the last completed session)"
-        )
+    sessions, keys = _partition_keys(args.start, args.end)
     store = DataStore(settings.data_root())
     try:
+        # Refuses a mismatched data root or invalid SMALLCAPS_SIM_* values before writing.
         sim = simulator_settings(store)
-    except SimulatorMismatchError as exc:
+    except ValueError as exc:
         raise CliError(str(exc)) from exc
+    home = _ensure_instance()
 
     from smallcaps_assets.definitions import defs
 
@@ -543,10 +637,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
         return 2
     verdicts: list[tuple[int, bool]] = []
     for seed in seeds:
-        data_dir = Path(
-            args.data_dir
-            or settings.project_root() / "data" / f"canary-signal{args.signal:g}-seed{seed}"
-        )
+        data_dir = _canary_data_dir(args, seed)
         run = argparse.Namespace(**{**vars(args), "seed": seed, "data_dir": str(data_dir)})
         os.environ[settings.MLRUNS_DIR_ENV] = str(data_dir.resolve() / "mlruns")
         code = cmd_demo(run)
@@ -559,6 +650,13 @@ def cmd_canary(args: argparse.Namespace) -> int:
             + ", ".join(f"seed {s} {'PASS' if ok else 'FAIL'}" for s, ok in verdicts)
         )
     return 0 if all(ok for _, ok in verdicts) else 1
+
+
+def _canary_data_dir(args: argparse.Namespace, seed: int) -> Path:
+    return Path(
+        args.data_dir
+        or settings.project_root() / "data" / f"canary-signal{args.signal:g}-seed{seed}"
+    )
 
 
 def _canary_verdict(data_dir: Path, signal: float, seed: int) -> bool:
@@ -735,7 +833,7 @@ def cmd_realism(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smallcaps", description=__doc__)
+    parser = _Parser(prog="smallcaps", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
@@ -747,13 +845,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--end", type=_iso_date, default=DEFAULT_END, help="last session (YYYY-MM-DD)"
     )
-    demo.add_argument("--tickers", type=int, default=None, help="simulated tickers (default 300)")
-    demo.add_argument("--seed", type=int, default=None, help="simulator seed (default 7)")
+    demo.add_argument(
+        "--tickers",
+        type=_ticker_count,
+        default=None,
+        help=f"simulated tickers, 1..{MAX_TICKERS} (default 300; the market is built in memory, "
+        "5,000 names take ~20 s and 1.2 GB before the first session)",
+    )
+    demo.add_argument(
+        "--seed", type=_seed, default=None, help="simulator seed, 0 or more (default 7)"
+    )
     demo.add_argument(
         "--signal",
-        type=float,
+        type=_signal_strength,
         default=None,
-        help="planted signal strength, 0 = noise (default 1.0)",
+        help="planted signal strength >= 0, 0 = noise (default 1.0)",
     )
     demo.add_argument(
         "--data-dir", default=None, help="data root (default ./data or $SMALLCAPS_DATA_DIR)"
@@ -766,12 +872,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     canary.add_argument("--start", type=_iso_date, default=dt.date(2024, 1, 2))
     canary.add_argument("--end", type=_iso_date, default=dt.date(2025, 2, 28))
-    canary.add_argument("--tickers", type=int, default=2000)
-    canary.add_argument("--seed", type=int, default=11, help="one seed (default 11)")
     canary.add_argument(
-        "--seeds", type=int, nargs="+", default=None, help="several seeds, one market each"
+        "--tickers",
+        type=_ticker_count,
+        default=2000,
+        help=f"simulated tickers, 1..{MAX_TICKERS} (default 2000: ~45 minutes per seed)",
     )
-    canary.add_argument("--signal", type=float, default=0.0)
+    canary.add_argument("--seed", type=_seed, default=11, help="one seed (default 11)")
+    canary.add_argument(
+        "--seeds", type=_seed, nargs="+", default=None, help="several seeds, one market each"
+    )
+    canary.add_argument(
+        "--signal", type=_signal_strength, default=0.0, help="planted signal >= 0 (default 0)"
+    )
     canary.add_argument(
         "--data-dir", default=None, help="default data/canary-signal<signal>-seed<seed>"
     )
@@ -821,10 +934,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "start", None) and getattr(args, "end", None) and args.end < args.start:
-        print(f"smallcaps: --end {args.end} is before --start {args.start}", file=sys.stderr)
-        return 2
     try:
+        _check_inputs(args)
         return int(args.func(args))
     except CliError as exc:
         print(f"smallcaps: {exc}", file=sys.stderr)

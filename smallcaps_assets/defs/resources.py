@@ -139,15 +139,21 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 @lru_cache(maxsize=4)
 def _market(sim: SimulatorSettings):  # type: ignore[no-untyped-def]
-    from smallcaps_assets.sources.simulator import SimConfig, SimulatedMarket
+    from smallcaps_assets.sources.simulator import SimulatedMarket
 
-    return SimulatedMarket(
-        SimConfig(
-            seed=sim.seed,
-            n_tickers=sim.n_tickers,
-            signal=sim.signal,
-            history_start=sim.history_start,
-        )
+    return SimulatedMarket(_sim_config(sim))
+
+
+def _sim_config(sim: SimulatorSettings):  # type: ignore[no-untyped-def]
+    """The simulator's config for ``sim``; raises ValueError naming what it refuses (a ticker
+    count below 1, a negative seed or signal, ...)."""
+    from smallcaps_assets.sources.simulator import SimConfig
+
+    return SimConfig(
+        seed=sim.seed,
+        n_tickers=sim.n_tickers,
+        signal=sim.signal,
+        history_start=sim.history_start,
     )
 
 
@@ -258,6 +264,15 @@ def simulator_settings(store: DataStore) -> SimulatorSettings:
     recorded_text = store.read_text(SOURCE_FILE)
     recorded = SimulatorSettings.from_json(recorded_text) if recorded_text else None
     requested = _requested_from_env(recorded or SimulatorSettings())
+    try:
+        _sim_config(requested)
+    except ValueError as exc:
+        # Refused before source.json is written: an invalid market must not claim the root.
+        given = ", ".join(
+            f"{env}={os.environ[env]}" for env in SIM_ENV.values() if os.environ.get(env)
+        )
+        where = f" from {given}" if given else f" recorded in {store.root}/{SOURCE_FILE}"
+        raise ValueError(f"the simulated market{where} cannot be built: {exc}") from exc
     if recorded is None:
         store.write_text(SOURCE_FILE, requested.to_json())
         return requested

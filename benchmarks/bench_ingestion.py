@@ -52,6 +52,7 @@ from typing import Any
 
 import orjson
 
+from smallcaps_assets import processes
 from smallcaps_assets.sources.polygon import ClientStats, PolygonClient
 
 DAY = dt.date(2024, 3, 5)
@@ -163,7 +164,7 @@ def local_polygon_server(bodies: Mapping[str, bytes], latency: float) -> Iterato
     # A file rather than a pipe for stderr: nobody reads it while the server runs, and a full
     # pipe would block the server.
     with tempfile.TemporaryFile() as stderr:
-        server = subprocess.Popen(
+        server = processes.start_group(
             [sys.executable, "-m", "benchmarks.local_polygon_server", str(latency)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -184,12 +185,7 @@ def local_polygon_server(bodies: Mapping[str, bytes], latency: float) -> Iterato
                 )
             yield f"http://127.0.0.1:{int(port)}"
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            processes.stop_groups([server], grace=10.0)
             if server.stdout is not None:
                 server.stdout.close()
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import math
 import os
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
 import threading
@@ -17,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from smallcaps_assets import settings
+from smallcaps_assets import processes, settings
 
 DEFAULT_START = dt.date(2024, 1, 2)
 DEFAULT_END = dt.date(2024, 12, 31)
@@ -584,16 +585,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--workers",
         "1",
     ]
-    dagster_command = [
-        dagster_bin,
-        "dev",
-        "-w",
-        str(settings.project_root() / "workspace.yaml"),
-        "--host",
-        args.host,
-        "--port",
-        str(args.dagster_port),
-    ]
     print(
         f"Dagster UI:  http://{args.host}:{args.dagster_port}   (instance {home})\n"
         f"MLflow UI:   http://{args.host}:{args.mlflow_port}   (store {mlruns})\n"
@@ -607,17 +598,38 @@ def cmd_ui(args: argparse.Namespace) -> int:
             "not in the local store shown here.",
             flush=True,
         )
-    tracking = subprocess.Popen(mlflow_command, cwd=settings.project_root())
-    try:
-        return subprocess.call(dagster_command, cwd=settings.project_root())
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        tracking.terminate()
-        try:
-            tracking.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            tracking.kill()
+    # dagster dev runs in the instance folder: the dagster CLI lets a .env in its working
+    # directory override DAGSTER_HOME, and the checkout's .env (written by make) names the
+    # project's instance, not necessarily the one printed above. The code location still runs
+    # from the checkout.
+    with tempfile.TemporaryDirectory(prefix="smallcaps-ui-") as scratch:
+        workspace = Path(scratch) / "workspace.yaml"
+        workspace.write_text(
+            "load_from:\n"
+            "  - python_module:\n"
+            "      module_name: smallcaps_assets.definitions\n"
+            "      location_name: smallcaps_assets\n"
+            f"      working_directory: {json.dumps(str(settings.project_root()))}\n"
+        )
+        dagster_command = [
+            dagster_bin,
+            "dev",
+            "-w",
+            str(workspace),
+            "--host",
+            args.host,
+            "--port",
+            str(args.dagster_port),
+        ]
+        # Each server leads its own process group; leaving the block (dagster dev ended, or
+        # SIGTERM, SIGINT or SIGHUP arrived) stops both groups with every child in them.
+        with processes.Supervisor(grace=15.0) as servers:
+            try:
+                servers.start(mlflow_command, cwd=settings.project_root())
+                return servers.start(dagster_command, cwd=home).wait()
+            except processes.Stopped as stop:
+                print(f"smallcaps ui: {stop.name}: stopping both servers", flush=True)
+                return 0 if stop.signum == signal.SIGINT else stop.exit_code
 
 
 CANARY_TOLERANCE = 0.02
@@ -936,10 +948,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_inputs(args)
-        return int(args.func(args))
+        if args.command not in ("demo", "canary"):
+            return int(args.func(args))
+        # Dagster runs in this process and takes over SIGTERM/SIGINT while it does; the watch
+        # makes a stop signal end the command within seconds whatever the run is doing.
+        with processes.StopWatch(grace=10.0) as watch:
+            code = int(args.func(args))
+        if watch.received is not None:
+            print(f"smallcaps: stopped by {signal.Signals(watch.received).name}", file=sys.stderr)
+            return 128 + watch.received
+        return code
     except CliError as exc:
         print(f"smallcaps: {exc}", file=sys.stderr)
         return 2
+    except processes.Stopped as stop:
+        print(f"smallcaps: stopped by {stop.name}", file=sys.stderr)
+        return stop.exit_code
 
 
 if __name__ == "__main__":

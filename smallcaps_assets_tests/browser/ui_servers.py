@@ -5,8 +5,6 @@ messages, and a shutdown that also ends every child (daemon, code server, launch
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from smallcaps_assets import processes
 
 BIN = Path(sys.executable).parent
 # Each code location's load status, as the webserver reports it to the UI.
@@ -61,26 +61,7 @@ class Server:
         server and any run the daemon launched; ``mlflow server`` with uvicorn and its job
         consumers. SIGTERM first (Dagster maps it to its Ctrl-C shutdown); whatever is left after
         the grace period (a process that inherited an ignored SIGINT) is killed."""
-        group = self.process.pid  # started with start_new_session: pid == process group id
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while _group_alive(group) and time.monotonic() < deadline:
-            self.process.poll()  # reap the leader, or it lingers as a zombie group member
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member exists that we may not signal: still alive
-        return True
-    return True
+        processes.stop_groups([self.process], grace=grace_seconds)
 
 
 @contextlib.contextmanager
@@ -97,14 +78,13 @@ def running_server(
     ``log_path``; always stop the whole group on exit."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = processes.start_group(
             command,
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     server = Server(name=name, url=url, process=process, log_path=log_path)
     try:

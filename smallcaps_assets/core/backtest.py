@@ -33,6 +33,7 @@ import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.costs import CostModel, trade_costs
+from smallcaps_assets.core.validation import CheckReport, condition_report
 
 __all__ = [
     "TRADES_SCHEMA",
@@ -40,6 +41,8 @@ __all__ = [
     "RiskRules",
     "fills_outside_bars",
     "month_candidates",
+    "month_checks",
+    "month_figures",
     "run_backtest",
 ]
 
@@ -288,3 +291,44 @@ def fills_outside_bars(trades: pl.DataFrame, bars: pl.DataFrame) -> int:
         ~pl.col("traded").fill_null(False)
     )
     return entry.height + exits.height
+
+
+def month_checks(
+    result: BacktestResult, bars: pl.DataFrame, *, partition: str = ""
+) -> dict[str, CheckReport]:
+    """A month's trades: none entered before its signal, every fill traded by a bar, and cash
+    that balances to the cent."""
+    trades = result.trades
+    early = trades.filter(pl.col("entry_ts") < pl.col("signal_ts")).height
+    outside = fills_outside_bars(trades, bars)
+    drift = abs(result.accounting_drift)
+    return {
+        "no_trade_before_signal": condition_report(
+            "entry at or after the signal", early == 0, f"{early} early", partition=partition
+        ),
+        "fills_inside_bars": condition_report(
+            "fill inside the bar's range", outside == 0, f"{outside} fills", partition=partition
+        ),
+        "cash_balances": condition_report(
+            "cash after = cash before + net P&L", drift < 1e-6, f"{drift}", partition=partition
+        ),
+    }
+
+
+def month_figures(result: BacktestResult, candidates: pl.DataFrame) -> dict[str, Any]:
+    """A month's totals in dollars: gross and net P&L, fees, slippage, and what was skipped."""
+    trades = result.trades
+
+    def total(column: str) -> float:
+        return float(trades.get_column(column).sum()) if trades.height else 0.0
+
+    return {
+        "trades": trades.height,
+        "candidates": candidates.height,
+        "skipped": dict(result.skipped),
+        "gross_pnl": total("gross_pnl"),
+        "net_pnl": total("net_pnl"),
+        "fees": total("ecn_fees") + total("sec_fee"),
+        "slippage": total("slippage"),
+        "accounting_drift": abs(result.accounting_drift),
+    }

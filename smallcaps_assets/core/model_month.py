@@ -25,10 +25,13 @@ __all__ = [
     "LABEL_COLUMNS",
     "MonthFit",
     "MonthSplit",
+    "coverage",
     "enough_events",
     "fit_month",
     "label_events",
     "model_card",
+    "month_outcome",
+    "score_events",
     "split_month",
 ]
 
@@ -152,3 +155,47 @@ def model_card(month: dt.date, split: MonthSplit, fit: MonthFit | None) -> pl.Da
             "weight_catboost": pl.Float64(),
         },
     )
+
+
+def score_events(models: modeling.TrainedModels, events: pl.DataFrame) -> pl.DataFrame:
+    """Every event of ``events`` (labels, if joined, are ignored) scored by ``models``, typed as
+    ``research_schemas.PREDICTIONS_MODEL``."""
+    features = events.drop([c for c in LABEL_COLUMNS if c in events.columns])
+    return pl.from_pandas(modeling.predict(models, modeling.design_matrix(features))).with_columns(
+        pl.col("ts").cast(pl.Datetime("ms", "UTC")),
+        pl.col("date").cast(pl.Date),
+        pl.col("ticker").cast(pl.String),
+        pl.col("pattern").cast(pl.String),
+    )
+
+
+def coverage(events: pl.DataFrame, scored: pl.DataFrame, *, partition: str = "") -> CheckReport:
+    """Every event scored exactly once: no duplicate and no event without a score."""
+    duplicates = scored.height - scored.select(EVENT_KEY).unique().height
+    unscored = events.select(EVENT_KEY).join(scored.select(EVENT_KEY), on=EVENT_KEY, how="anti")
+    return condition_report(
+        "every event scored exactly once",
+        duplicates == 0 and unscored.is_empty() and scored.height == events.height,
+        f"{events.height} events, {scored.height} scores, {duplicates} duplicates, "
+        f"{unscored.height} unscored",
+        partition=partition,
+    )
+
+
+def month_outcome(scored: pl.DataFrame, events: pl.DataFrame) -> dict[str, float]:
+    """The month's out-of-sample AUC over its events with a complete label path (a model trained
+    as its month begins only saw the month's first session as its test set)."""
+    outcomes = scored.select(*EVENT_KEY, "score").join(
+        events.filter(pl.col("path_complete").fill_null(False)).select(*EVENT_KEY, "label"),
+        on=EVENT_KEY,
+    )
+    metrics = modeling.evaluate(
+        outcomes.get_column("label").to_numpy().astype(int),
+        outcomes.get_column("score").to_numpy(),
+    )
+    return {
+        "month_auc": metrics["auc"],
+        "month_labelled_events": float(outcomes.height),
+        "events": float(events.height),
+        "selected": float(scored.get_column("selected").sum()),
+    }

@@ -21,7 +21,7 @@ from smallcaps_assets import progress
 from smallcaps_assets.core import backtest, modeling, performance, research_schemas, walkforward
 from smallcaps_assets.core.costs import CostModel
 from smallcaps_assets.core.storage import DataStore
-from smallcaps_assets.core.validation import condition_report, validate_schema
+from smallcaps_assets.core.validation import validate_schema
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.models import PREDICTIONS_KEY, MLflowResource
 from smallcaps_assets.defs.partitions import months
@@ -130,59 +130,30 @@ def backtest_trades(
     data: DataStoreResource,
     backtest_settings: BacktestSettingsResource,
 ) -> Iterator[PublishEvent]:
-    store = data.store()
-    key = context.partition_key
+    store, key = data.store(), context.partition_key
     month = dt.date.fromisoformat(key)
     candidates, bars = _month_candidates(store, month)
     result = backtest.run_backtest(candidates, backtest_settings.rules(), backtest_settings.costs())
-    trades = result.trades
-    early = trades.filter(pl.col("entry_ts") < pl.col("signal_ts")).height
-    outside = backtest.fills_outside_bars(trades, bars)
-    drift = abs(result.accounting_drift)
     publisher = PartitionPublisher(context, _trades_checks(), store, LAYER, "trades")
-    report = publisher.submit(
+    publisher.submit(
         key,
-        trades,
+        result.trades,
         publisher.checks.audit(
-            key,
-            trades,
-            {
-                "no_trade_before_signal": condition_report(
-                    "entry at or after the signal", early == 0, f"{early} early", partition=key
-                ),
-                "fills_inside_bars": condition_report(
-                    "fill inside the bar's range", outside == 0, f"{outside} fills", partition=key
-                ),
-                "cash_balances": condition_report(
-                    "cash after = cash before + net P&L", drift < 1e-6, f"{drift}", partition=key
-                ),
-            },
+            key, result.trades, backtest.month_checks(result, bars, partition=key)
         ),
-        functools.partial(store.write, LAYER, "trades", month, trades),
+        functools.partial(store.write, LAYER, "trades", month, result.trades),
+        lambda report: {
+            "dagster/row_count": result.trades.height,
+            **_dollar_figures(backtest.month_figures(result, candidates)),
+            "path": dg.MetadataValue.path(report.path),
+        },
     )
     progress.partition_done(TRADES_KEY.to_user_string(), key)
-
-    def total(column: str) -> float:
-        return float(trades.get_column(column).sum()) if trades.height else 0.0
-
-    if report is not None:
-        publisher.describe(
-            key,
-            {
-                "dagster/row_count": trades.height,
-                "candidates": candidates.height,
-                "skipped": dg.MetadataValue.json(result.skipped),
-                "gross_pnl": total("gross_pnl"),
-                "net_pnl": total("net_pnl"),
-                "fees": total("ecn_fees") + total("sec_fee"),
-                "slippage": total("slippage"),
-                "path": dg.MetadataValue.path(report.path),
-                "early_trades": early,
-                "fills_outside": outside,
-                "drift": drift,
-            },
-        )
     yield from publisher.outcome({})
+
+
+def _dollar_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in figures.items()}
 
 
 def _curve_png(values: np.ndarray[Any, Any], title: str, fill: bool = False) -> bytes:
@@ -236,14 +207,13 @@ def backtest_report(
     key = store.partitions(LAYER, "trades")[-1]  # the stitched range's last month
     publisher = PartitionPublisher(context, _report_checks(), store, LAYER, "report")
     patterns_report = validate_schema(research_schemas.HIT_RATE_BY_PATTERN_MODEL, patterns)
-    metadata = publisher.submit(
+    publisher.submit(
         key,
         table,
         publisher.checks.audit(key, table, {"patterns_table": patterns_report}),
         lambda: _publish_report(context, store, mlflow_tracking, summary),
+        lambda metadata: metadata,
     )
-    if metadata is not None:
-        publisher.describe(key, metadata)
     yield from publisher.outcome({})
 
 

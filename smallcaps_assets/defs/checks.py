@@ -196,6 +196,7 @@ class PartitionPublisher:
         frame: pl.DataFrame,
         reports: dict[str, CheckReport],
         publish: Callable[[], Published],
+        describe: Callable[[Published], dict[str, Any]] | None = None,
     ) -> Published | None:
         self.checks.record(key, reports)
         missing = set(self.checks.reports) - set(reports)
@@ -203,7 +204,10 @@ class PartitionPublisher:
             raise KeyError(f"{self.asset_name} {key}: checks {sorted(missing)} were not run")
         failed = self.checks.blocking_failures(reports)
         if not failed:
-            return publish()
+            published = publish()
+            if describe is not None:
+                self.published[key] = describe(published)
+            return published
         path = self.store.quarantine(
             self.layer,
             self.dataset,

@@ -23,7 +23,6 @@ import polars as pl
 from smallcaps_assets import progress, settings
 from smallcaps_assets.core import model_month, model_store, modeling, research_schemas, walkforward
 from smallcaps_assets.core.storage import DataStore
-from smallcaps_assets.core.validation import condition_report
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import png_image, render_png
@@ -260,14 +259,13 @@ def ml_model(
     fit = model_month.fit_month(split, settings) if enough.passed else None
     card = model_month.model_card(month, split, fit)
     publisher = PartitionPublisher(context, _model_checks(), store, LAYER, "model")
-    metadata = publisher.submit(
+    publisher.submit(
         key,
         card,
         publisher.checks.audit(key, card, {"enough_events": enough}),
         lambda: _publish_model(context, store, market, mlflow_tracking, windows, split, fit),
+        lambda metadata: {**metadata, "missing_sessions": missing},
     )
-    if metadata is not None:
-        publisher.describe(key, {**metadata, "missing_sessions": missing})
     progress.partition_done(MODEL_KEY.to_user_string(), key)
     yield from publisher.outcome({})
 
@@ -443,68 +441,26 @@ def _predictions_checks() -> CheckSet:
 def ml_predictions(
     context: dg.AssetExecutionContext, data: DataStoreResource
 ) -> Iterator[PublishEvent]:
-    store = data.store()
-    month = dt.date.fromisoformat(context.partition_key)
+    store, key = data.store(), context.partition_key
+    month = dt.date.fromisoformat(key)
     test = walkforward.windows_for(month).test
     events, missing = _events_between(store, test.first_session, test.last_session)
-    models = verified_models(context, store, month)
-    scored = pl.from_pandas(
-        modeling.predict(
-            models, modeling.design_matrix(events.drop("path_complete", "label", "exit_ts", "ret"))
-        )
-    ).with_columns(
-        pl.col("ts").cast(pl.Datetime("ms", "UTC")),
-        pl.col("date").cast(pl.Date),
-        pl.col("ticker").cast(pl.String),
-        pl.col("pattern").cast(pl.String),
-    )
-    keys = ["ticker", "ts", "pattern"]
-    duplicates = scored.height - scored.select(keys).unique().height
-    unscored = events.select(keys).join(scored.select(keys), on=keys, how="anti").height
-    key = context.partition_key
+    scored = model_month.score_events(verified_models(context, store, month), events)
     publisher = PartitionPublisher(context, _predictions_checks(), store, LAYER, "predictions")
-    report = publisher.submit(
+    publisher.submit(
         key,
         scored,
         publisher.checks.audit(
-            key,
-            scored,
-            {
-                "covers_month_once": condition_report(
-                    "every event scored exactly once",
-                    duplicates == 0 and unscored == 0 and scored.height == events.height,
-                    f"{events.height} events, {scored.height} scores, {duplicates} duplicates, "
-                    f"{unscored} unscored",
-                    partition=key,
-                )
-            },
+            key, scored, {"covers_month_once": model_month.coverage(events, scored, partition=key)}
         ),
         functools.partial(store.write, LAYER, "predictions", month, scored),
+        lambda report: {
+            "dagster/row_count": scored.height,
+            **model_month.month_outcome(scored, events),
+            "missing_sessions": missing,
+            "path": dg.MetadataValue.path(report.path),
+        },
     )
-    if report is not None:
-        # The whole month's out-of-sample figures: a model trained as its month begins
-        # (automation) only saw the first session of it as its test set.
-        outcomes = scored.select(*keys, "score").join(
-            events.filter(pl.col("path_complete").fill_null(False)).select(*keys, "label"), on=keys
-        )
-        month_metrics = modeling.evaluate(
-            outcomes.get_column("label").to_numpy().astype(int),
-            outcomes.get_column("score").to_numpy(),
-        )
-        publisher.describe(
-            key,
-            {
-                "dagster/row_count": scored.height,
-                "month_auc": month_metrics["auc"],
-                "month_labelled_events": outcomes.height,
-                "selected": int(scored.get_column("selected").sum()),
-                "missing_sessions": missing,
-                "events": events.height,
-                "duplicates": duplicates,
-                "unscored": unscored,
-                "path": dg.MetadataValue.path(report.path),
-            },
-        )
     progress.partition_done(PREDICTIONS_KEY.to_user_string(), key)
     yield from publisher.outcome({})
 

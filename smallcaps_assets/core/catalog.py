@@ -6,7 +6,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandera.polars as pa
+import polars as pl
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# What a catalog refresh made: one row per view and its row count (checked before it commits).
+CATALOG_MODEL = pa.DataFrameSchema(
+    {
+        "view": pa.Column(
+            pl.String,
+            checks=pa.Check.str_matches(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$"),
+            unique=True,
+        ),
+        "rows": pa.Column(pl.Int64, checks=pa.Check.ge(0)),
+    },
+    strict=True,
+    name="CatalogModel",
+)
 
 
 @dataclass(frozen=True)

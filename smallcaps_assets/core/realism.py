@@ -36,6 +36,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from smallcaps_assets.core import calendar
+from smallcaps_assets.core.validation import CheckReport, rules_report
 
 __all__ = [
     "DAILY_COLUMNS",
@@ -61,6 +62,8 @@ __all__ = [
     "gap_day_intraday",
     "histograms",
     "measure_realism",
+    "month_facts",
+    "ranges_report",
     "realism_facts",
     "realism_samples",
     "report_from_samples",
@@ -833,6 +836,21 @@ def _rows(facts: pl.DataFrame) -> list[tuple[str, str, str, str, str, str]]:
 
 
 _HEADER: Final = ("fact", "value", "95 % interval", "real range", "verdict", "n")
+
+
+def month_facts(report: RealismReport, month: dt.date) -> pl.DataFrame:
+    """A month's facts as the ``research/market_realism`` partition (MarketRealismModel)."""
+    return report.facts.with_columns(month=pl.lit(month)).select(MARKET_REALISM_SCHEMA.names())
+
+
+def ranges_report(facts: pl.DataFrame, *, partition: str = "") -> CheckReport:
+    """Facts judged outside their real range (a report's finding: it only warns)."""
+    return rules_report(
+        facts,
+        {"inside its real range": pl.col("status") != "outside"},
+        partition=partition,
+        label="market_realism",
+    )
 
 
 def facts_markdown(facts: pl.DataFrame) -> str:

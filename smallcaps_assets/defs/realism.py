@@ -17,8 +17,7 @@ import polars as pl
 
 from smallcaps_assets import progress
 from smallcaps_assets.core import calendar, realism
-from smallcaps_assets.core.storage import RejectedPartitionError
-from smallcaps_assets.core.validation import rules_report
+from smallcaps_assets.core.storage import DataStore, RejectedPartitionError
 from smallcaps_assets.defs.checks import (
     CheckSet,
     PartitionPublisher,
@@ -151,58 +150,53 @@ def _pooled(parts: list[StoredInputs], minimums: realism.SampleMinimums) -> real
 def market_realism(
     context: dg.AssetExecutionContext, config: MarketRealismConfig, data: DataStoreResource
 ) -> Iterator[PublishEvent]:
-    store = data.store()
-    minimums = config.minimums()
+    store, minimums = data.store(), config.minimums()
     publisher = PartitionPublisher(context, _checks(), store, LAYER, DATASET)
-    parts: list[StoredInputs] = []
-    for key in run_partition_keys(context):
-        month = dt.date.fromisoformat(key)
-        try:
-            inputs = read_stored_inputs(store, month, _month_end(month))
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"{KEY.to_user_string()} {month:%Y-%m}: {exc}") from exc
-        except RejectedPartitionError as exc:
-            publisher.blocked(key, exc)
-            continue
-        report = realism.measure_realism(inputs.daily_bars, inputs.minute_bars, minimums=minimums)
-        frame = report.facts.with_columns(month=pl.lit(month)).select(
-            realism.MARKET_REALISM_SCHEMA.names()
-        )
-        written = publisher.submit(
-            key,
-            frame,
-            publisher.checks.audit(
-                key,
-                frame,
-                {
-                    RANGES_CHECK: rules_report(
-                        frame,
-                        {"inside its real range": pl.col("status") != "outside"},
-                        partition=key,
-                        label=DATASET,
-                    )
-                },
-            ),
-            functools.partial(store.write, LAYER, DATASET, month, frame),
-        )
-        if written is None:
-            continue
-        publisher.describe(
-            key,
-            {
-                "dagster/row_count": frame.height,
-                "path": dg.MetadataValue.path(written.path),
-                "first_session": inputs.sessions[0].isoformat(),
-                "last_session": inputs.sessions[-1].isoformat(),
-                "month_sessions": len(calendar.sessions(month, _month_end(month))),
-                **_report_metadata(report, len(inputs.sessions)),
-            },
-        )
-        parts.append(inputs)
-        progress.partition_done(KEY.to_user_string(), key)
+    parts = [
+        inputs
+        for key in run_partition_keys(context)
+        if (inputs := _measure_month(publisher, store, key, minimums)) is not None
+    ]
     run_metadata: dict[str, Any] = {"partitions_in_run": len(parts)}
     if len(parts) > 1:
         pooled = _pooled(parts, minimums)
         run_metadata["facts_over_run"] = dg.MetadataValue.md(realism.facts_markdown(pooled.facts))
         run_metadata["outside_over_run"] = dg.MetadataValue.json(pooled.outside)
     yield from publisher.outcome(run_metadata)
+
+
+def _measure_month(
+    publisher: PartitionPublisher,
+    store: DataStore,
+    key: str,
+    minimums: realism.SampleMinimums,
+) -> StoredInputs | None:
+    """One month's facts, audited and published; None when the month was not published."""
+    month = dt.date.fromisoformat(key)
+    try:
+        inputs = read_stored_inputs(store, month, _month_end(month))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{KEY.to_user_string()} {month:%Y-%m}: {exc}") from exc
+    except RejectedPartitionError as exc:
+        publisher.blocked(key, exc)
+        return None
+    report = realism.measure_realism(inputs.daily_bars, inputs.minute_bars, minimums=minimums)
+    frame = realism.month_facts(report, month)
+    written = publisher.submit(
+        key,
+        frame,
+        publisher.checks.audit(
+            key, frame, {RANGES_CHECK: realism.ranges_report(frame, partition=key)}
+        ),
+        functools.partial(store.write, LAYER, DATASET, month, frame),
+        lambda written: {
+            "dagster/row_count": frame.height,
+            "path": dg.MetadataValue.path(written.path),
+            "first_session": inputs.sessions[0].isoformat(),
+            "last_session": inputs.sessions[-1].isoformat(),
+            "month_sessions": len(calendar.sessions(month, _month_end(month))),
+            **_report_metadata(report, len(inputs.sessions)),
+        },
+    )
+    progress.partition_done(KEY.to_user_string(), key)
+    return inputs if written is not None else None

@@ -38,7 +38,10 @@ def test_raw_layer_assets_and_their_policies():
         assert asset.backfill_policy == dg.BackfillPolicy.single_run(), name
         assert asset.op.pool == "polygon_api", name
         checks = {spec.name: spec for spec in asset.check_specs}
-        assert set(checks) == {"schema", "dates_in_partition"}, name
+        expected = {"schema", "dates_in_partition"}
+        if name in {"raw/tickers", "raw/daily_bars"}:
+            expected.add("rows_on_session")  # the whole market answers for every session
+        assert set(checks) == expected, name
         assert all(spec.blocking for spec in checks.values()), name
 
 
@@ -147,7 +150,8 @@ def test_walk_forward_assets_are_monthly_and_read_seven_months_of_events():
     assert mapped.start_offset == -7
     assert mapped.end_offset == 0
     checks = {spec.name for spec in assets["ml/predictions"].check_specs}
-    assert checks == {"covers_month_once"}
+    assert checks == {"schema", "covers_month_once"}
+    assert {spec.name for spec in model.check_specs} == {"schema", "enough_events"}
 
 
 def test_backtest_assets_trade_monthly_and_report_over_every_month():
@@ -158,11 +162,16 @@ def test_backtest_assets_trade_monthly_and_report_over_every_month():
     assert trades.partitions_def == months
     assert _deps("backtest/trades") == {"ml/predictions"}
     assert {spec.name for spec in trades.check_specs} == {
+        "schema",
         "no_trade_before_signal",
         "fills_inside_bars",
         "cash_balances",
     }
     assert assets["backtest/report"].partitions_def is None
+    assert {spec.name for spec in assets["backtest/report"].check_specs} == {
+        "schema",
+        "patterns_table",
+    }
     assert _deps("backtest/report") == {"backtest/trades"}
 
 
@@ -170,3 +179,11 @@ def test_watchlist_is_daily_after_the_events_and_the_models():
     assets = _assets()
     assert assets["research/watchlist"].partitions_def == trading_days
     assert _deps("research/watchlist") == {"features/events", "ml/model"}
+    assert {s.name for s in assets["research/watchlist"].check_specs} == {"schema"}
+
+
+def test_every_asset_has_a_blocking_schema_check():
+    for name, asset in _assets().items():
+        specs = {spec.name: spec for spec in asset.check_specs}
+        assert "schema" in specs, name
+        assert specs["schema"].blocking, name

@@ -164,3 +164,16 @@ def test_trades_exiting_before_entry_and_a_card_without_events_fail():
     assert not validate_schema(rs.MODEL_CARD_MODEL, _card().with_columns(test_auc=1.5)).passed
     # An extra column is refused: the datasets are strict.
     assert not validate_schema(rs.PREDICTIONS_MODEL, _predictions().with_columns(x=1)).passed
+
+
+def test_a_catalog_refresh_with_a_bad_view_name_or_count_fails():
+    from smallcaps_assets.core.catalog import CATALOG_MODEL
+
+    good = pl.DataFrame(
+        {"view": ["raw.daily_bars", "raw.tickers"], "rows": [10, 3]},
+        schema={"view": pl.String(), "rows": pl.Int64()},
+    )
+    assert validate_schema(CATALOG_MODEL, good).passed
+    assert not validate_schema(CATALOG_MODEL, good.with_columns(rows=pl.lit(-1, pl.Int64))).passed
+    assert not validate_schema(CATALOG_MODEL, good.with_columns(view=pl.lit("raw.x"))).passed
+    assert not validate_schema(CATALOG_MODEL, good.with_columns(view=pl.lit("no_layer"))).passed

@@ -100,8 +100,8 @@ def _trades(net: list[float], patterns: list[str]) -> pl.DataFrame:
             "pattern": pl.String,
             "entry_ts": pl.Datetime("us", "UTC"),
             "exit_ts": pl.Datetime("us", "UTC"),
-            **{c: pl.Float64 for c in ("shares", "entry_price", "gross_pnl", "net_pnl")},
-            **{c: pl.Float64 for c in ("ecn_fees", "sec_fee", "slippage")},
+            **dict.fromkeys(("shares", "entry_price", "gross_pnl", "net_pnl"), pl.Float64),
+            **dict.fromkeys(("ecn_fees", "sec_fee", "slippage"), pl.Float64),
         },
     )
 

@@ -71,3 +71,10 @@ def session_bounds_utc(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(day, dt.time(0), tzinfo=NY)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=NY)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def max_sessions_in(days: int) -> int:
+    """The most sessions a window of ``days`` calendar days before a session can hold, that
+    session excluded (five weekdays a week, no holiday assumed)."""
+    full_weeks, rest = divmod(days, 7)
+    return full_weeks * 5 + min(rest, 5)

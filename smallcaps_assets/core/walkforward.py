@@ -32,6 +32,11 @@ class WalkForwardSpec:
         if self.train_months < 1 or self.embargo_sessions < 0:
             raise ValueError(f"train_months must be >= 1 and embargo_sessions >= 0: {self}")
 
+    @property
+    def upstream_months(self) -> int:
+        """Months before M whose events month M's model reads: training plus validation."""
+        return self.train_months + 1
+
 
 @dataclass(frozen=True)
 class Period:

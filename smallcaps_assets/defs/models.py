@@ -87,8 +87,8 @@ class MLflowResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class ModelSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    train_months: int = 6
-    embargo_sessions: int = 1
+    train_months: int = walkforward.WalkForwardSpec.train_months
+    embargo_sessions: int = walkforward.WalkForwardSpec.embargo_sessions
     min_train_events: int = 200
     min_validation_events: int = 40
     max_blend_weight: float = 0.8
@@ -219,29 +219,54 @@ def _model_checks() -> CheckSet:
     )
 
 
-@dg.asset(
-    key=MODEL_KEY,
-    group_name=LAYER,
-    partitions_def=months,
-    description="Walk-forward LightGBM + CatBoost (+ capped blend) for month M: trained on the "
-    "6 months before M-1 (purged, 1-session embargo), validated on M-1, logged to MLflow.",
-    deps=[
-        dg.AssetDep(
-            dg.AssetKey(["features", "events"]),
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-7, end_offset=0, allow_nonexistent_upstream_partitions=True
-            ),
+def _events_window(key: list[str], spec: walkforward.WalkForwardSpec) -> dg.AssetDep:
+    # Month M reads its training months, the validation month M-1 and M itself (its test).
+    return dg.AssetDep(
+        dg.AssetKey(key),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-spec.upstream_months,
+            end_offset=0,
+            allow_nonexistent_upstream_partitions=True,
         ),
-        dg.AssetDep(
-            dg.AssetKey(["labels", "events"]),
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-7, end_offset=0, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
-    ],
-    check_specs=_model_checks().specs(),
-    kinds={"lightgbm", "catboost", "mlflow"},
-)
+    )
+
+
+def build_model_asset(spec: walkforward.WalkForwardSpec) -> dg.AssetsDefinition:
+    """``ml/model`` for a walk-forward spec: its lineage (which months of events it reads) and
+    its description follow the spec, and it refuses to run with different model settings."""
+
+    @dg.asset(
+        key=MODEL_KEY,
+        group_name=LAYER,
+        partitions_def=months,
+        description="Walk-forward LightGBM + CatBoost (+ capped blend) for month M: trained on "
+        f"the {spec.train_months} months before M-1 (purged, {spec.embargo_sessions}-session "
+        "embargo), validated on M-1, logged to MLflow.",
+        deps=[
+            _events_window(["features", "events"], spec),
+            _events_window(["labels", "events"], spec),
+        ],
+        check_specs=_model_checks().specs(),
+        kinds={"lightgbm", "catboost", "mlflow"},
+    )
+    def _model(
+        context: dg.AssetExecutionContext,
+        data: DataStoreResource,
+        market: MarketDataResource,
+        mlflow_tracking: MLflowResource,
+        model_settings: ModelSettingsResource,
+    ) -> Iterator[PublishEvent]:
+        if model_settings.spec() != spec:
+            raise ValueError(
+                f"ml/model: model_settings ask for {model_settings.spec()}, but the graph's "
+                f"lineage was built for {spec}; build the definitions with that spec "
+                "(smallcaps_assets.defs.models.build_model_asset) instead of overriding it per run"
+            )
+        yield from ml_model(context, data, market, mlflow_tracking, model_settings)
+
+    return _model
+
+
 def ml_model(
     context: dg.AssetExecutionContext,
     data: DataStoreResource,
@@ -465,4 +490,4 @@ def ml_predictions(
     yield from publisher.outcome({})
 
 
-model_assets = [ml_model, ml_predictions]
+model_assets = [build_model_asset(walkforward.WalkForwardSpec()), ml_predictions]

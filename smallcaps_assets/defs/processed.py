@@ -603,6 +603,14 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
 processed_assets = [build_processed_asset(dataset) for dataset in PROCESSED_DATASETS]
 
 
+# Calendar days of daily bars behind ATR and 20-session returns (about 25 sessions), and of news
+# behind the 30-day counts and the last offering headline.
+DAILY_LOOKBACK_DAYS = 45
+NEWS_LOOKBACK_DAYS = 90
+# The sessions those calendar days can hold, declared as the features' daily-bar dependency.
+DAILY_LOOKBACK_SESSIONS = calendar.max_sessions_in(DAILY_LOOKBACK_DAYS)
+
+
 # -- events: features and labels ------------------------------------------------------------------
 def _build_features(inputs: RunInputs, day: dt.date) -> DayOutput:
     bars_d = inputs.day(LAYER, "minute_bars", day)
@@ -671,11 +679,6 @@ def _build_labels(inputs: RunInputs, day: dt.date) -> DayOutput:
     )
 
 
-# Calendar days of daily bars behind ATR and 20-session returns (about 25 sessions), and of news
-# behind the 30-day counts and the last offering headline.
-DAILY_LOOKBACK_DAYS = 45
-NEWS_LOOKBACK_DAYS = 90
-
 EVENT_DATASETS: list[ProcessedDataset] = [
     ProcessedDataset(
         "events",
@@ -694,7 +697,7 @@ EVENT_DATASETS: list[ProcessedDataset] = [
             _same([RAW, "minute_bars"]),
             _same([RAW, "ticker_details"]),
             _same([RAW, "news"]),
-            _sessions_before([LAYER, "daily_bars"], -25),
+            _sessions_before([LAYER, "daily_bars"], -DAILY_LOOKBACK_SESSIONS),
         ],
         layer="features",
         point_in_time=event_schemas.features_point_in_time,

@@ -1,10 +1,15 @@
 """The code location's shape: what a user sees in the UI and what the scheduler relies on."""
 
+import datetime as dt
+
 import dagster as dg
 import yaml
 
 from smallcaps_assets.definitions import defs
+from smallcaps_assets.defs.models import MODEL_KEY as MODEL
+from smallcaps_assets.defs.models import MLflowResource
 from smallcaps_assets.defs.partitions import trading_days
+from smallcaps_assets.defs.resources import DataStoreResource, MarketDataResource
 from smallcaps_assets.settings import project_root
 
 RAW = {
@@ -187,3 +192,59 @@ def test_every_asset_has_a_blocking_schema_check():
         specs = {spec.name: spec for spec in asset.check_specs}
         assert "schema" in specs, name
         assert specs["schema"].blocking, name
+
+
+def test_the_models_upstream_window_follows_train_months():
+    from smallcaps_assets.core.walkforward import WalkForwardSpec, windows_for
+    from smallcaps_assets.defs.models import build_model_asset
+
+    for train_months in (3, 6, 9):
+        spec = WalkForwardSpec(train_months=train_months)
+        asset = build_model_asset(spec)
+        for upstream in (["features", "events"], ["labels", "events"]):
+            mapping = asset.get_partition_mapping(dg.AssetKey(upstream))
+            assert mapping.start_offset == -(train_months + 1)
+            assert mapping.end_offset == 0
+        assert f"the {train_months} months before M-1" in (asset.descriptions_by_key[MODEL] or "")
+        # The mapped months cover exactly the sessions the windows read.
+        windows = windows_for(dt.date(2024, 8, 1), spec)
+        upstream_months = asset.partitions_def.get_partition_keys_in_range(
+            dg.PartitionKeyRange(
+                windows.train.first_session.replace(day=1).isoformat(), "2024-08-01"
+            )
+        )
+        assert len(upstream_months) == train_months + 2
+
+
+def test_a_run_with_other_model_settings_than_the_graph_is_refused(tmp_path):
+    from smallcaps_assets.defs.models import ModelSettingsResource, model_assets
+
+    result = dg.materialize(
+        model_assets[:1],
+        resources={
+            "data": DataStoreResource(root=str(tmp_path)),
+            "market": MarketDataResource(),
+            "mlflow_tracking": MLflowResource(root=str(tmp_path / "mlruns")),
+            "model_settings": ModelSettingsResource(train_months=9),
+        },
+        partition_key="2024-08-01",
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "lineage was built for" in str(failure.step_failure_data.error)
+
+
+def test_the_features_daily_dependency_covers_the_calendar_lookback():
+    from smallcaps_assets.core import calendar
+    from smallcaps_assets.defs.processed import DAILY_LOOKBACK_DAYS
+
+    mapping = _assets()["features/events"].get_partition_mapping(
+        dg.AssetKey(["processed", "daily_bars"])
+    )
+    # Every session a 45-day lookback can read is inside the declared dependency.
+    worst = max(
+        len(calendar.sessions(day - dt.timedelta(days=DAILY_LOOKBACK_DAYS), day)) - 1
+        for day in calendar.sessions(dt.date(2020, 1, 1), dt.date(2025, 12, 31))
+    )
+    assert -mapping.start_offset >= worst

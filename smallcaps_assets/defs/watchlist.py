@@ -63,23 +63,19 @@ def research_watchlist(
     news = watchlist.candidate_news(_optional(store, "raw", "news", day), gapping)
     markdown = watchlist.markdown_report(day, ranked, month, gapping, news)
     publisher = PartitionPublisher(context, _checks(), store, "research", "watchlist")
-    published = publisher.submit(
+    publisher.submit(
         key,
         ranked,
         publisher.checks.audit(key, ranked, {}),
         lambda: _publish(store, day, ranked, markdown),
+        lambda paths: {
+            "dagster/row_count": ranked.height,
+            "model_month": f"{month:%Y-%m}" if month else "none",
+            "gappers": gapping.height,
+            **paths,
+            "preview": dg.MetadataValue.md(markdown[:4000]),
+        },
     )
-    if published is not None:
-        publisher.describe(
-            key,
-            {
-                "dagster/row_count": ranked.height,
-                "model_month": f"{month:%Y-%m}" if month else "none",
-                "gappers": gapping.height,
-                **published,
-                "preview": dg.MetadataValue.md(markdown[:4000]),
-            },
-        )
     progress.partition_done(KEY.to_user_string(), key)
     yield from publisher.outcome({})
 

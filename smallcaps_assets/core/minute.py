@@ -46,6 +46,7 @@ __all__ = [
     "process_minute_bars",
     "raw_minute_partition",
     "regular_close_et",
+    "session_summary",
     "ssr_carry_in",
     "ssr_triggered_days",
     "ssr_triggers_from_minutes",
@@ -533,3 +534,26 @@ def watchlist_flags(
         .pipe(conform, WATCHLIST_SCHEMA)
         .sort("ticker")
     )
+
+
+def session_summary(frame: pl.DataFrame, coverage: pl.DataFrame) -> dict[str, object]:
+    """A processed minute-bar session in numbers: candidates with and without bars (and why),
+    halts, SSR tickers and triggers, missing regular-session minutes."""
+    per_ticker = frame.group_by("ticker").agg(
+        ssr=pl.col("ssr_active").any(), triggered=pl.col("ssr_trigger").any()
+    )
+    without = coverage.filter(pl.col("reason").is_not_null())
+    return {
+        "candidates": coverage.height,
+        "candidates_with_bars": coverage.height - without.height,
+        "candidates_without_bars": {
+            str(r["ticker"]): str(r["reason"]) for r in without.iter_rows(named=True)
+        },
+        "halts": int(frame.get_column("halt_resumption").sum()),
+        "ssr_tickers": per_ticker.filter(pl.col("ssr")).height,
+        "ssr_triggers": per_ticker.filter(pl.col("triggered")).height,
+        "regular_missing_minutes": int(
+            frame.filter(pl.col("session") == "regular").get_column("missing_minutes_before").sum()
+            or 0
+        ),
+    }

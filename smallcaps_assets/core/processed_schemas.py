@@ -35,6 +35,7 @@ __all__ = [
     "ProcessedUniverse",
     "ProcessedWatchlist",
     "check_point_in_time",
+    "minute_bars_checks",
     "universe_model",
 ]
 
@@ -460,3 +461,34 @@ def check_point_in_time(
     return rules_report(
         frame, _POINT_IN_TIME_RULES[dataset](day), partition=partition, label=dataset
     )
+
+
+def minute_bars_checks(
+    frame: pl.DataFrame, coverage: pl.DataFrame, day: dt.date, *, partition: str = ""
+) -> dict[str, CheckReport]:
+    """Meaning checks of a session's processed minute bars: one bar per (ticker, ts) inside
+    04:00-20:00 ET of the session, and every candidate with bars or a logged reason."""
+    window = (pl.col("ts_et").dt.time() >= minute.PRE_OPEN) & (
+        pl.col("ts_et").dt.time() < minute.POST_CLOSE
+    )
+    return {
+        "bars_unique_and_in_session": rules_report(
+            frame,
+            {
+                "one bar per (ticker, ts)": ~pl.struct("ticker", "ts").is_duplicated(),
+                "bar starts 04:00-20:00 ET on the session": window
+                & (pl.col("ts_et").dt.date() == day),
+            },
+            partition=partition,
+            label="minute_bars",
+        ),
+        "candidates_covered": rules_report(
+            coverage,
+            {
+                "candidate has bars or a logged reason": pl.col("reason").fill_null("")
+                != "not_requested"
+            },
+            partition=partition,
+            label="minute_bars",
+        ),
+    }

@@ -32,6 +32,7 @@ from smallcaps_assets.core import (
     labels,
     minute,
     news,
+    processed_schemas,
     universe,
 )
 from smallcaps_assets.core.catalog import markdown_table
@@ -328,57 +329,17 @@ def _build_minute_bars(inputs: RunInputs, day: dt.date) -> DayOutput:
     coverage = minute.candidate_coverage(
         inputs.day(LAYER, "universe", day), frame, inputs.day(RAW, MINUTE_REQUESTS, day)
     )
-    key = day.isoformat()
-    per_ticker = frame.group_by("ticker").agg(
-        ssr=pl.col("ssr_active").any(), triggered=pl.col("ssr_trigger").any()
-    )
-    window = (pl.col("ts_et").dt.time() >= minute.PRE_OPEN) & (
-        pl.col("ts_et").dt.time() < minute.POST_CLOSE
-    )
-    duplicated = pl.struct("ticker", "ts").is_duplicated()
+    summary = minute.session_summary(frame, coverage)
     return DayOutput(
         frame,
         metadata={
-            "candidates": coverage.height,
-            "candidates_with_bars": coverage.filter(pl.col("reason").is_null()).height,
-            "candidates_without_bars": dg.MetadataValue.json(
-                {
-                    str(r["ticker"]): str(r["reason"])
-                    for r in coverage.filter(pl.col("reason").is_not_null()).iter_rows(named=True)
-                }
-            ),
-            "halts": int(frame.get_column("halt_resumption").sum()),
-            "ssr_tickers": per_ticker.filter(pl.col("ssr")).height,
-            "ssr_triggers": per_ticker.filter(pl.col("triggered")).height,
-            "regular_missing_minutes": int(
-                frame.filter(pl.col("session") == "regular")
-                .get_column("missing_minutes_before")
-                .sum()
-                or 0
-            ),
+            **summary,
+            "candidates_without_bars": dg.MetadataValue.json(summary["candidates_without_bars"]),
         },
         stats=result.stats,
-        checks={
-            "bars_unique_and_in_session": rules_report(
-                frame,
-                {
-                    "one bar per (ticker, ts)": ~duplicated,
-                    "bar starts 04:00-20:00 ET on the session": window
-                    & (pl.col("ts_et").dt.date() == day),
-                },
-                partition=key,
-                label="minute_bars",
-            ),
-            "candidates_covered": rules_report(
-                coverage,
-                {
-                    "candidate has bars or a logged reason": pl.col("reason").fill_null("")
-                    != "not_requested"
-                },
-                partition=key,
-                label="minute_bars",
-            ),
-        },
+        checks=processed_schemas.minute_bars_checks(
+            frame, coverage, day, partition=day.isoformat()
+        ),
     )
 
 

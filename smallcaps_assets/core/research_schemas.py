@@ -15,6 +15,7 @@ import polars as pl
 
 from smallcaps_assets.core import events
 from smallcaps_assets.core.labels import EXIT_REASONS
+from smallcaps_assets.core.schemas import polars_schema
 
 __all__ = [
     "BACKTEST_SUMMARY_MODEL",
@@ -30,11 +31,6 @@ _EVENT_KEY: Final = ["ticker", "ts", "pattern"]
 _UTC_MS: Final = pl.Datetime("ms", "UTC")
 _PATTERN: Final = pa.Check.isin(list(events.PATTERNS))
 _PROBABILITY: Final = pa.Check.in_range(0.0, 1.0)
-
-
-def polars_schema(model: pa.DataFrameSchema) -> pl.Schema:
-    """The plain Polars schema of a Pandera model (column order as declared)."""
-    return pl.Schema({name: column.dtype.type for name, column in model.columns.items()})
 
 
 PREDICTIONS_MODEL: Final = pa.DataFrameSchema(

@@ -4,8 +4,10 @@ The parsers already produce exact dtypes, so the models never coerce (``coerce =
 reject unknown columns (``strict = True``); a dtype drift is a bug to surface, not to paper over.
 Validate eager DataFrames: on a LazyFrame Pandera only checks the schema, not the data.
 
-Every model's columns and dtypes equal ``smallcaps_assets.sources.parsers.RAW_SCHEMAS`` for the
-same dataset name (a unit test holds the two together).
+Each model is the one statement of its dataset's columns, their order and dtypes: the plain Polars
+schemas the parsers build frames with (``smallcaps_assets.sources.parsers.RAW_SCHEMAS``) are
+derived from these models by :func:`polars_schema`, and the bar columns every module names
+(:data:`OHLC`, :data:`OHLCV`, :data:`BAR_VALUES`) from the bar model.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 __all__ = [
+    "BAR_VALUES",
     "CIK_PATTERN",
+    "OHLC",
+    "OHLCV",
     "RAW_MODELS",
     "SENTIMENTS",
     "TICKER_PATTERN",
@@ -29,6 +34,7 @@ __all__ = [
     "RawSplits",
     "RawTickerDetails",
     "RawTickers",
+    "polars_schema",
 ]
 
 # Upper-case root with digits, "." and "-" for share classes (BRK.A, CIG.C). Lower-case letters
@@ -51,6 +57,12 @@ InsightList = Annotated[
     pl.List,
     pl.Struct({"ticker": pl.String, "sentiment": pl.String, "sentiment_reasoning": pl.String}),
 ]
+
+
+def polars_schema(model: type[pa.DataFrameModel] | pa.DataFrameSchema) -> pl.Schema:
+    """The plain Polars schema of a Pandera model class or schema object, in declared order."""
+    schema = model if isinstance(model, pa.DataFrameSchema) else model.to_schema()
+    return pl.Schema({name: column.dtype.type for name, column in schema.columns.items()})
 
 
 class RawTickers(pa.DataFrameModel):
@@ -108,10 +120,25 @@ class RawTickerDetails(pa.DataFrameModel):
         unique = ["ticker", "as_of"]  # noqa: RUF012
 
 
-class _Bars(pa.DataFrameModel):
+# The bar models are assembled from parts so each column is declared once and still lands where
+# the raw files have it: Pandera lists a model's columns base first (reverse MRO), so a bar model
+# names its value part first and its key part last, e.g. ``RawDailyBars(_BarValues, _DailyKey)``
+# gives ticker, date, open ... transactions, then its own otc and window_start.
+class _BarTicker(pa.DataFrameModel):
+    ticker: pl.String = pa.Field(str_matches=TICKER_PATTERN)
+
+
+class _DailyKey(_BarTicker):
+    date: pl.Date
+
+
+class _MinuteKey(_BarTicker):
+    window_start: UtcMillis
+
+
+class _BarValues(pa.DataFrameModel):
     """Columns and OHLC invariants shared by daily and minute bars."""
 
-    ticker: pl.String = pa.Field(str_matches=TICKER_PATTERN)
     open: pl.Float64 = pa.Field(gt=0)
     high: pl.Float64 = pa.Field(gt=0)
     # Raw keeps what the vendor sent: real post-market minute bars carry l: 0 prints, which the
@@ -146,10 +173,16 @@ class _Bars(pa.DataFrameModel):
         return data.lazyframe.select(pl.col("low") >= 0)
 
 
-class RawDailyBars(_Bars):
+BAR_VALUES: Final = tuple(polars_schema(_BarValues))
+"""The value columns of a raw bar, in file order: open, high, low, close, volume, vwap,
+transactions."""
+OHLC: Final = BAR_VALUES[:4]
+OHLCV: Final = BAR_VALUES[:5]
+
+
+class RawDailyBars(_BarValues, _DailyKey):
     """Grouped daily bars of one session; ``window_start`` is Polygon's ``t`` (16:00 ET)."""
 
-    date: pl.Date
     otc: pl.Boolean
     window_start: UtcMillis
 
@@ -159,10 +192,8 @@ class RawDailyBars(_Bars):
         unique = ["ticker", "date"]  # noqa: RUF012
 
 
-class RawMinuteBars(_Bars):
+class RawMinuteBars(_BarValues, _MinuteKey):
     """Custom-range bars of one ticker; ``window_start`` is the start of the bar."""
-
-    window_start: UtcMillis
 
     class Config:
         strict = True

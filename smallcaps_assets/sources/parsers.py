@@ -21,6 +21,7 @@ from typing import Any, Final, NoReturn, TypeVar
 
 import polars as pl
 
+from smallcaps_assets.core.schemas import RAW_MODELS, polars_schema
 from smallcaps_assets.sources.errors import PolygonSchemaError
 
 __all__ = [
@@ -43,106 +44,19 @@ __all__ = [
     "parse_tickers",
 ]
 
-_UTC_US: Final = pl.Datetime("us", "UTC")
-_UTC_MS: Final = pl.Datetime("ms", "UTC")
-
-TICKERS_SCHEMA: Final = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "name": pl.String(),
-        "market": pl.String(),
-        "locale": pl.String(),
-        "primary_exchange": pl.String(),
-        "type": pl.String(),
-        "active": pl.Boolean(),
-        "currency_name": pl.String(),
-        "cik": pl.String(),
-        "composite_figi": pl.String(),
-        "share_class_figi": pl.String(),
-        "last_updated_utc": _UTC_US,
-        "delisted_utc": _UTC_US,
-        "as_of": pl.Date(),
-    }
-)
-
-TICKER_DETAILS_SCHEMA: Final = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "as_of": pl.Date(),
-        "name": pl.String(),
-        "market": pl.String(),
-        "locale": pl.String(),
-        "primary_exchange": pl.String(),
-        "type": pl.String(),
-        "active": pl.Boolean(),
-        "currency_name": pl.String(),
-        "cik": pl.String(),
-        "list_date": pl.Date(),
-        "delisted_utc": _UTC_US,
-        "market_cap": pl.Float64(),
-        "share_class_shares_outstanding": pl.Float64(),
-        "weighted_shares_outstanding": pl.Float64(),
-        "sic_code": pl.String(),
-        "sic_description": pl.String(),
-        "total_employees": pl.Int64(),
-        "round_lot": pl.Int64(),
-    }
-)
-
-DAILY_BARS_SCHEMA: Final = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "date": pl.Date(),
-        "open": pl.Float64(),
-        "high": pl.Float64(),
-        "low": pl.Float64(),
-        "close": pl.Float64(),
-        "volume": pl.Float64(),
-        "vwap": pl.Float64(),
-        "transactions": pl.Int64(),
-        "otc": pl.Boolean(),
-        "window_start": _UTC_MS,
-    }
-)
-
-MINUTE_BARS_SCHEMA: Final = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "window_start": _UTC_MS,
-        "open": pl.Float64(),
-        "high": pl.Float64(),
-        "low": pl.Float64(),
-        "close": pl.Float64(),
-        "volume": pl.Float64(),
-        "vwap": pl.Float64(),
-        "transactions": pl.Int64(),
-    }
-)
-
-SPLITS_SCHEMA: Final = pl.Schema(
-    {
-        "id": pl.String(),
-        "ticker": pl.String(),
-        "execution_date": pl.Date(),
-        "split_from": pl.Float64(),
-        "split_to": pl.Float64(),
-    }
-)
-
-DIVIDENDS_SCHEMA: Final = pl.Schema(
-    {
-        "id": pl.String(),
-        "ticker": pl.String(),
-        "cash_amount": pl.Float64(),
-        "currency": pl.String(),
-        "declaration_date": pl.Date(),
-        "dividend_type": pl.String(),
-        "ex_dividend_date": pl.Date(),
-        "frequency": pl.Int64(),
-        "pay_date": pl.Date(),
-        "record_date": pl.Date(),
-    }
-)
+# The plain Polars schema of each raw dataset, derived from its Pandera model (the one statement of
+# the dataset's columns, order and dtypes).
+RAW_SCHEMAS: Final[dict[str, pl.Schema]] = {
+    name: polars_schema(model) for name, model in RAW_MODELS.items()
+}
+TICKERS_SCHEMA: Final = RAW_SCHEMAS["tickers"]
+TICKER_DETAILS_SCHEMA: Final = RAW_SCHEMAS["ticker_details"]
+DAILY_BARS_SCHEMA: Final = RAW_SCHEMAS["daily_bars"]
+MINUTE_BARS_SCHEMA: Final = RAW_SCHEMAS["minute_bars"]
+SPLITS_SCHEMA: Final = RAW_SCHEMAS["splits"]
+DIVIDENDS_SCHEMA: Final = RAW_SCHEMAS["dividends"]
+FINANCIALS_SCHEMA: Final = RAW_SCHEMAS["financials"]
+NEWS_SCHEMA: Final = RAW_SCHEMAS["news"]
 
 # Flattened concepts: output column -> (statement, concept key) inside `financials`.
 FINANCIAL_CONCEPTS: Final[Mapping[str, tuple[str, str]]] = {
@@ -157,54 +71,6 @@ FINANCIAL_CONCEPTS: Final[Mapping[str, tuple[str, str]]] = {
     "current_liabilities": ("balance_sheet", "current_liabilities"),
     "liabilities": ("balance_sheet", "liabilities"),
     "equity": ("balance_sheet", "equity"),
-}
-
-FINANCIALS_SCHEMA: Final = pl.Schema(
-    {
-        "ticker": pl.String(),
-        "cik": pl.String(),
-        "company_name": pl.String(),
-        "start_date": pl.Date(),
-        "end_date": pl.Date(),
-        "filing_date": pl.Date(),
-        "acceptance_datetime": _UTC_US,
-        "fiscal_period": pl.String(),
-        "fiscal_year": pl.String(),
-        "timeframe": pl.String(),
-        "source_filing_url": pl.String(),
-        **dict.fromkeys(FINANCIAL_CONCEPTS, pl.Float64()),
-        "financials_json": pl.String(),
-    }
-)
-
-INSIGHT_DTYPE: Final = pl.Struct(
-    {"ticker": pl.String(), "sentiment": pl.String(), "sentiment_reasoning": pl.String()}
-)
-
-NEWS_SCHEMA: Final = pl.Schema(
-    {
-        "id": pl.String(),
-        "published_utc": _UTC_US,
-        "title": pl.String(),
-        "author": pl.String(),
-        "article_url": pl.String(),
-        "publisher_name": pl.String(),
-        "description": pl.String(),
-        "tickers": pl.List(pl.String()),
-        "keywords": pl.List(pl.String()),
-        "insights": pl.List(INSIGHT_DTYPE),
-    }
-)
-
-RAW_SCHEMAS: Final[dict[str, pl.Schema]] = {
-    "tickers": TICKERS_SCHEMA,
-    "ticker_details": TICKER_DETAILS_SCHEMA,
-    "daily_bars": DAILY_BARS_SCHEMA,
-    "splits": SPLITS_SCHEMA,
-    "dividends": DIVIDENDS_SCHEMA,
-    "financials": FINANCIALS_SCHEMA,
-    "news": NEWS_SCHEMA,
-    "minute_bars": MINUTE_BARS_SCHEMA,
 }
 
 T = TypeVar("T")

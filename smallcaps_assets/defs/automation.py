@@ -13,12 +13,15 @@ automation carries it downstream, and the monthly walk-forward follows the calen
 """
 
 import datetime as dt
+from typing import Any, cast
 
 import dagster as dg
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.defs.partitions import TIMEZONE
 from smallcaps_assets.defs.raw import RAW_DATASETS
+
+Condition = dg.AutomationCondition[Any]
 
 AFTER_CLOSE_CRON = "45 16 * * 1-5"
 DAILY_INGEST_JOB = "daily_ingest"
@@ -49,13 +52,18 @@ def after_close(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.Ski
     return dg.RunRequest(run_key=day.isoformat(), partition_key=day.isoformat())
 
 
-def _not_busy(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+def _not_busy(condition: Condition) -> Condition:
     return condition & ~AC.any_deps_in_progress() & ~AC.in_progress()
+
+
+def _labelled(condition: Condition, label: str) -> Condition:
+    # with_label is defined on the concrete condition classes, not on the generic base.
+    return cast(Condition, cast(Any, condition).with_label(label))
 
 
 def after_upstream_checks(
     ignore: dg.AssetSelection | None = None,
-) -> dg.AutomationCondition:
+) -> Condition:
     """The latest session, once its upstream partitions exist and their blocking checks passed.
     ``ignore`` leaves deps out of every clause (the watchlist scores with whichever model is
     newest instead of waiting for one)."""
@@ -70,44 +78,54 @@ def after_upstream_checks(
             missing.ignore(ignore),
             checks.ignore(ignore),
         )
-    return _not_busy(
-        AC.in_latest_time_window()
-        & (AC.newly_missing() | updated).since_last_handled()
-        & ~missing
-        & checks
-    ).with_label("eager after upstream checks")
+    return _labelled(
+        _not_busy(
+            AC.in_latest_time_window()
+            & (AC.newly_missing() | updated).since_last_handled()
+            & ~missing
+            & checks
+        ),
+        "eager after upstream checks",
+    )
 
 
-def when_month_begins() -> dg.AutomationCondition:
+def when_month_begins() -> Condition:
     """The current month, once, as soon as everything it reads exists."""
-    return _not_busy(
-        AC.in_latest_time_window()
-        & AC.newly_missing().since_last_handled()
-        & ~AC.any_deps_missing()
-        & AC.all_deps_blocking_checks_passed()
-    ).with_label("when the month begins")
+    return _labelled(
+        _not_busy(
+            AC.in_latest_time_window()
+            & AC.newly_missing().since_last_handled()
+            & ~AC.any_deps_missing()
+            & AC.all_deps_blocking_checks_passed()
+        ),
+        "when the month begins",
+    )
 
 
 # The latest two monthly windows: the current month and the one that just ended. The lookback
 # selects windows that start within it, counted back from the current month's end: two months
 # are at most 62 days long, three at least 89.
 _LAST_TWO_MONTHS = AC.in_latest_time_window(lookback_delta=dt.timedelta(days=62))
-_MONTH_ENDED = (_LAST_TWO_MONTHS & ~AC.in_latest_time_window()).with_label("month just ended")
+_MONTH_ENDED = _labelled(_LAST_TWO_MONTHS & ~AC.in_latest_time_window(), "month just ended")
 
 
-def when_month_ends() -> dg.AutomationCondition:
+def when_month_ends() -> Condition:
     """The month that just ended, once its inputs exist; again when an input changes."""
-    return _not_busy(
-        _MONTH_ENDED
-        & (_MONTH_ENDED.newly_true() | AC.any_deps_updated()).since_last_handled()
-        & ~AC.any_deps_missing()
-    ).with_label("when the month ends")
+    return _labelled(
+        _not_busy(
+            # Dagster's condition generics do not unify AssetKey and AssetKey|AssetCheckKey.
+            _MONTH_ENDED
+            & (_MONTH_ENDED.newly_true() | AC.any_deps_updated()).since_last_handled()  # type: ignore[misc, operator]
+            & ~AC.any_deps_missing()
+        ),
+        "when the month ends",
+    )
 
 
-def after_any_update() -> dg.AutomationCondition:
+def after_any_update() -> Condition:
     """Unpartitioned summaries over every partition: refresh whenever an upstream partition
     lands (they cover whatever exists, so a missing old partition must not block them)."""
-    return _not_busy(AC.any_deps_updated().since_last_handled()).with_label("after any update")
+    return _labelled(_not_busy(AC.any_deps_updated().since_last_handled()), "after any update")
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

@@ -263,7 +263,7 @@ def _publish_report(
             mlflow.log_image(png_image(payload), name)
         run_id = run.info.run_id
 
-    def image(payload: bytes) -> dg.MetadataValue:  # type: ignore[type-arg]
+    def image(payload: bytes) -> dg.MetadataValue:
         return dg.MetadataValue.md(
             f"![plot](data:image/png;base64,{base64.b64encode(payload).decode()})"
         )

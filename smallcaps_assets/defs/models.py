@@ -22,6 +22,7 @@ import polars as pl
 
 from smallcaps_assets import progress, settings
 from smallcaps_assets.core import model_month, model_store, modeling, research_schemas, walkforward
+from smallcaps_assets.core.features import CATEGORICAL_FEATURES
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.partitions import months
@@ -410,7 +411,7 @@ def _log_to_mlflow(
             # switch the registered model to cloudpickle.
             serialization_format="skops",
         )
-        cat_example = x_example.astype(dict.fromkeys(modeling.CATEGORICAL_FEATURES, str))
+        cat_example = x_example.astype(dict.fromkeys(CATEGORICAL_FEATURES, str))
         mlflow.catboost.log_model(
             models.catboost,
             name="catboost",

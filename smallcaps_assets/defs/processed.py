@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 import pandera.polars as pa
@@ -160,6 +160,16 @@ class ProcessedDataset:
         return check_point_in_time(self.name, frame, day, partition=partition)
 
 
+def _mean(values: pl.Series) -> float:
+    mean = values.mean()
+    return float(mean) if isinstance(mean, int | float) else 0.0
+
+
+def _median(values: pl.Series) -> float:
+    median = values.median()
+    return float(median) if isinstance(median, int | float) else 0.0
+
+
 def _same(key: list[str]) -> dg.AssetDep:
     return dg.AssetDep(dg.AssetKey(key))
 
@@ -243,7 +253,7 @@ def _build_news_daily(inputs: RunInputs, day: dt.date) -> DayOutput:
         frame,
         metadata={
             "tickers_with_news": frame.height,
-            "articles_per_ticker": float(frame.get_column("article_count").mean() or 0.0),
+            "articles_per_ticker": _mean(frame.get_column("article_count")),
         },
     )
 
@@ -334,7 +344,9 @@ def _build_minute_bars(inputs: RunInputs, day: dt.date) -> DayOutput:
         frame,
         metadata={
             **summary,
-            "candidates_without_bars": dg.MetadataValue.json(summary["candidates_without_bars"]),
+            "candidates_without_bars": dg.MetadataValue.json(
+                cast(dict[str, str], summary["candidates_without_bars"])
+            ),
         },
         stats=result.stats,
         checks=processed_schemas.minute_bars_checks(
@@ -359,7 +371,7 @@ def _build_watchlist(inputs: RunInputs, day: dt.date) -> DayOutput:
         metadata={
             "candidates": frame.height,
             "watchlist": int(frame.get_column("is_watchlist").sum()),
-            "median_premarket_rvol": float(frame.get_column("premarket_rvol").median() or 0.0),
+            "median_premarket_rvol": _median(frame.get_column("premarket_rvol")),
         },
     )
 
@@ -451,7 +463,7 @@ def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
         "kinds": set(dataset.kinds),
     }
 
-    @dg.asset(**common)
+    @dg.asset(**common)  # type: ignore[untyped-decorator]
     def _processed(
         context: dg.AssetExecutionContext,
         data: DataStoreResource,
@@ -462,7 +474,7 @@ def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
             context, dataset, data.store(), universe_rules=universe_rules, research=research
         )
 
-    return _processed
+    return cast(dg.AssetsDefinition, _processed)
 
 
 PROCESSED_DATASETS: list[ProcessedDataset] = [
@@ -631,7 +643,7 @@ def _build_labels(inputs: RunInputs, day: dt.date) -> DayOutput:
             "labelled": complete.height,
             "winning": int(complete.get_column("label").sum() or 0),
             "take_profit_first": int((complete.get_column("exit_reason") == "take_profit").sum()),
-            "mean_ret": float(complete.get_column("ret").mean() or 0.0),
+            "mean_ret": _mean(complete.get_column("ret")),
             "exit_reasons": dg.MetadataValue.json({str(r): int(n) for r, n in reasons.iter_rows()}),
         },
         checks={

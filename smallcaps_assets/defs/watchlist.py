@@ -106,7 +106,7 @@ def _scored(
 
 def _publish(
     store: DataStore, day: dt.date, ranked: pl.DataFrame, markdown: str
-) -> dict[str, dg.MetadataValue]:  # type: ignore[type-arg]
+) -> dict[str, dg.MetadataValue]:
     """The CSV and Markdown reports, then the partition (what marks the day done)."""
     csv_path = store.write_text(
         f"{REPORT_DIR}/{day.isoformat()}.csv", ranked.drop("ts").write_csv()

@@ -1,7 +1,6 @@
 """The ``smallcaps_assets`` code location."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from smallcaps_assets.defs import automation, recovery
 from smallcaps_assets.defs.backtest import (
@@ -10,7 +9,7 @@ from smallcaps_assets.defs.backtest import (
     BacktestSettingsResource,
     backtest_assets,
 )
-from smallcaps_assets.defs.catalog import build_catalog_asset, default_duckdb_path
+from smallcaps_assets.defs.catalog import build_catalog_asset
 from smallcaps_assets.defs.models import (
     MODEL_KEY,
     PREDICTIONS_KEY,
@@ -33,6 +32,7 @@ from smallcaps_assets.defs.raw import (
 )
 from smallcaps_assets.defs.realism import market_realism
 from smallcaps_assets.defs.resources import (
+    CatalogDuckDBResource,
     DataStoreResource,
     MarketDataResource,
     ResearchSettingsResource,
@@ -69,6 +69,11 @@ def _automated(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
     return asset.with_attributes(automation_condition=condition)
 
 
+# One data root for the assets and the market's source bookkeeping: configured at launch, so a
+# root set in the launchpad reaches the market's nested ``data`` too. Nothing here reads the
+# environment; every resource derives its paths when a run uses it.
+_data = DataStoreResource.configure_at_launch()
+
 defs = dg.Definitions(
     assets=[
         _automated(asset)
@@ -88,13 +93,15 @@ defs = dg.Definitions(
     schedules=[automation.after_close],
     sensors=[automation.automation_sensor, recovery.stale_run_sweeper],
     resources={
-        "market": MarketDataResource(),
-        "data": DataStoreResource(),
+        # PartialResource is invariant in its type: Partial[DataStoreResource] for a field typed
+        # DataStoreResource | None (None: no nested store, as in the tests' own resources).
+        "market": MarketDataResource(data=_data),  # type: ignore[arg-type]
+        "data": _data,
         "universe_rules": UniverseRulesResource(),
         "research": ResearchSettingsResource(),
         "mlflow_tracking": MLflowResource(),
         "model_settings": ModelSettingsResource(),
         "backtest_settings": BacktestSettingsResource(),
-        "duckdb": DuckDBResource(database=default_duckdb_path()),
+        "duckdb": CatalogDuckDBResource(),
     },
 )

@@ -1,42 +1,70 @@
-"""Resources: the data store and the market-data client (Polygon, local files or the simulated
-market)."""
+"""Resources, all in one place: the data store, the market-data client (Polygon, local files or
+the simulated market), the DuckDB catalog and the universe and research settings.
 
-from __future__ import annotations
+Which source a data root holds (``source.json``) is bookkept by
+:mod:`smallcaps_assets.sources.provenance`; the names re-exported from it below are imported from
+here by the CLI and the tests.
+
+No ``from __future__ import annotations`` here: Dagster reads the market resource's
+``ResourceDependency`` annotation at class creation, which a string annotation would hide.
+"""
 
 import datetime as dt
-import json
 import logging
-import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import httpx
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from smallcaps_assets import settings
 from smallcaps_assets.core.labels import BarrierRules
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.universe import UniverseRules
-from smallcaps_assets.settings import SOURCE_FILE, LocalBarsSettings, SimulatorSettings
+from smallcaps_assets.settings import LocalBarsSettings, SimulatorSettings
+from smallcaps_assets.sources import provenance
 from smallcaps_assets.sources.polygon import PolygonClient
 
-if TYPE_CHECKING:
-    from smallcaps_assets.sources.local import LocalBars
+# Re-exported for the modules that import them from here (the CLI, the tests).
+from smallcaps_assets.sources.provenance import (
+    SimulatorMismatchError,
+    Source,
+    SourceMismatchError,
+    claim_for_local,
+    claim_for_polygon,
+    simulator_settings,
+)
 
-Source = Literal["polygon", "local", "simulated"]
+if TYPE_CHECKING:
+    import duckdb
+
+    from smallcaps_assets.sources.local import LocalBars
+    from smallcaps_assets.sources.simulator import SimulatedMarket
+
+__all__ = [
+    "CatalogDuckDBResource",
+    "DataStoreResource",
+    "MarketDataResource",
+    "ResearchSettingsResource",
+    "SimulatorMismatchError",
+    "Source",
+    "SourceMismatchError",
+    "UniverseRulesResource",
+    "claim_for_local",
+    "claim_for_polygon",
+    "simulator_settings",
+]
 
 log = logging.getLogger("smallcaps_assets.source")
 
-SIM_ENV = {
-    "seed": "SMALLCAPS_SIM_SEED",
-    "n_tickers": "SMALLCAPS_SIM_TICKERS",
-    "signal": "SMALLCAPS_SIM_SIGNAL",
-    "history_start": "SMALLCAPS_SIM_START",
-}
-
 
 class DataStoreResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The data root: a local folder (default ``data/`` in the project) or an fsspec URL."""
+    """The data root: a local folder (default ``data/`` in the project, or ``SMALLCAPS_DATA_DIR``
+    read when the store is opened) or an fsspec URL."""
 
     root: str = ""
 
@@ -49,46 +77,47 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     ``SMALLCAPS_LOCAL_BARS`` names a folder (docs/local-files.md), otherwise the built-in
     simulated market. Both set is refused: a data root holds one source.
 
+    ``data`` is the data root the source is claimed in (``source.json``); the code location
+    wires it to its ``data`` resource. Every method that needs the root also takes a ``store``,
+    which wins when given (the asset bodies pass the store they write to); without either, the
+    default root is used.
+
     The key is read from the environment when a client is built and is never part of this
     resource's config, so it cannot leak into run config, metadata or the UI.
     """
 
+    # A descriptor to mypy; Dagster and pydantic take None as "no nested data resource".
+    data: dg.ResourceDependency[DataStoreResource | None] = None  # type: ignore[assignment]
     base_url: str = "https://api.polygon.io"
     max_concurrency: int = 8
     requests_per_second: float | None = None
     max_retries: int = 6
 
+    def store(self, store: DataStore | None = None) -> DataStore:
+        """``store`` when given, else the nested data resource's store (else the default root)."""
+        if store is not None:
+            return store
+        return (self.data or DataStoreResource()).store()
+
     def source(self) -> Source:
-        local = settings.local_bars()
-        if settings.polygon_api_key() is not None:
-            if local is not None:
-                raise SourceMismatchError(
-                    f"both POLYGON_API_KEY and {settings.LOCAL_BARS_ENV} are set; a data root holds "
-                    "one source, so unset one of them"
-                )
-            return "polygon"
-        return "local" if local is not None else "simulated"
+        return provenance.requested_source()
 
     def is_simulated(self) -> bool:
         return self.source() == "simulated"
 
-    def source_label(self, store: DataStore) -> str:
-        source = self.source()
-        if source == "polygon":
-            return "polygon"
-        if source == "local":
-            return f"local({_local_settings().path})"
-        sim = simulator_settings(store)
-        return f"simulated(seed={sim.seed}, tickers={sim.n_tickers}, signal={sim.signal})"
+    def source_label(self, store: DataStore | None = None) -> str:
+        return provenance.source_label(self.store(store), self.source())
 
-    def check_sessions(self, store: DataStore, sessions: list[dt.date]) -> None:
+    def check_sessions(
+        self, store: DataStore | None = None, sessions: Sequence[dt.date] = ()
+    ) -> None:
         """Refuse bad input before a raw run writes anything: the local source reads and
         validates now the files that serve these sessions (and the one before the first);
         the network sources have nothing to check up front."""
         if self.source() != "local" or not sessions:
             return
-        local = _local_settings()
-        claim_for_local(store, local, dry_run=True)
+        local = provenance.local_settings()
+        claim_for_local(self.store(store), local, dry_run=True)
         from smallcaps_assets.core import calendar
 
         first = calendar.previous_session(min(sessions))
@@ -105,7 +134,8 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             return None
         return max(universe_price_max, UniverseRules.price_max)
 
-    def client(self, store: DataStore) -> PolygonClient:
+    def client(self, store: DataStore | None = None) -> PolygonClient:
+        store = self.store(store)
         source = self.source()
         key = settings.polygon_api_key() if source == "polygon" else None
         if source == "polygon":
@@ -113,24 +143,25 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return PolygonClient(
             api_key=key,
             base_url=self.base_url,
+            # Positional: test subclasses override ``transport(self, store)``.
             transport=self.transport(store),
             max_concurrency=self.max_concurrency,
             requests_per_second=self.requests_per_second,
             max_retries=self.max_retries,
         )
 
-    def transport(self, store: DataStore) -> httpx.AsyncBaseTransport | None:
+    def transport(self, store: DataStore | None = None) -> httpx.AsyncBaseTransport | None:
         """None means the real network; tests override this to inject a MockTransport."""
         source = self.source()
         if source == "polygon":
             return None
         if source == "local":
-            local = _local_settings()
-            claim_for_local(store, local)
+            local = provenance.local_settings()
+            claim_for_local(self.store(store), local)
             from smallcaps_assets.sources.local import LocalPolygonTransport
 
             return LocalPolygonTransport(_local_bars(local))
-        sim = simulator_settings(store)
+        sim = simulator_settings(self.store(store))
         _announce_simulation(sim)
         from smallcaps_assets.sources.simulator import SimulatedPolygonTransport
 
@@ -138,23 +169,10 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 @lru_cache(maxsize=4)
-def _market(sim: SimulatorSettings):  # type: ignore[no-untyped-def]
+def _market(sim: SimulatorSettings) -> "SimulatedMarket":
     from smallcaps_assets.sources.simulator import SimulatedMarket
 
-    return SimulatedMarket(_sim_config(sim))
-
-
-def _sim_config(sim: SimulatorSettings):  # type: ignore[no-untyped-def]
-    """The simulator's config for ``sim``; raises ValueError naming what it refuses (a ticker
-    count below 1, a negative seed or signal, ...)."""
-    from smallcaps_assets.sources.simulator import SimConfig
-
-    return SimConfig(
-        seed=sim.seed,
-        n_tickers=sim.n_tickers,
-        signal=sim.signal,
-        history_start=sim.history_start,
-    )
+    return SimulatedMarket(provenance.sim_config(sim))
 
 
 @lru_cache(maxsize=8)
@@ -168,15 +186,8 @@ def _announce_simulation(sim: SimulatorSettings) -> None:
     )
 
 
-def _local_settings() -> LocalBarsSettings:
-    local = settings.local_bars()
-    if local is None:  # only called once source() said "local"
-        raise RuntimeError(f"{settings.LOCAL_BARS_ENV} is not set")
-    return local
-
-
 @lru_cache(maxsize=4)
-def _local_bars(local: LocalBarsSettings) -> LocalBars:
+def _local_bars(local: LocalBarsSettings) -> "LocalBars":
     # One index per folder and process: every run in the process shares its cached reads.
     from smallcaps_assets.sources.local import LocalBars
 
@@ -189,121 +200,45 @@ def _local_bars(local: LocalBarsSettings) -> LocalBars:
     return LocalBars(local.path, local.timezone)
 
 
-class SimulatorMismatchError(ValueError):
-    """A data root asked to mix market-data sources (or two configurations of one)."""
+class CatalogDuckDBResource(DuckDBResource):
+    """The DuckDB catalog. An empty ``database`` means ``<data root>/smallcaps.duckdb`` (the
+    project's ``data/`` when the root is on object storage), derived when a run opens it rather
+    than when the code location is imported, so ``SMALLCAPS_DATA_DIR`` set after the import is
+    the one used."""
 
-
-# Every refused mix of sources raises this one error type (the CLI catches it by either name).
-SourceMismatchError = SimulatorMismatchError
-
-_SOURCE_NAMES = {"polygon": "Polygon.io data", "simulated": "the simulated market"}
-
-
-def _recorded_source(store: DataStore) -> str | None:
-    text = store.read_text(SOURCE_FILE)
-    return str(json.loads(text)["source"]) if text else None
-
-
-def _describe(store: DataStore, source: str) -> str:
-    if source == "local":
-        recorded = LocalBarsSettings.from_json(store.read_text(SOURCE_FILE) or "")
-        return f"local bars from {recorded.path} (timezone {recorded.timezone})"
-    return _SOURCE_NAMES.get(source, source)
-
-
-def claim_for_polygon(store: DataStore) -> None:
-    """Mark a data root as holding Polygon.io data, refusing one built from another source: they
-    never mix in one root (nor the other way round: see :func:`simulator_settings`)."""
-    source = _recorded_source(store)
-    if source is None:
-        store.write_text(SOURCE_FILE, json.dumps({"source": "polygon"}, indent=2))
-    elif source != "polygon":
-        raise SourceMismatchError(
-            f"the data root {store.root} holds {_describe(store, source)}, but POLYGON_API_KEY is "
-            "set; use another data directory (SMALLCAPS_DATA_DIR) for Polygon.io data"
-        )
-
-
-def claim_for_local(store: DataStore, local: LocalBarsSettings, *, dry_run: bool = False) -> None:
-    """Mark a data root as built from the local bars in ``local.path``, refusing a root built
-    from Polygon, the simulator, another folder or another timezone (``dry_run``: only refuse)."""
-    source = _recorded_source(store)
-    if source is None:
-        if not dry_run:
-            store.write_text(SOURCE_FILE, local.to_json())
-        return
-    recorded = (
-        LocalBarsSettings.from_json(store.read_text(SOURCE_FILE) or "")
-        if source == "local"
-        else None
+    database: str = Field(
+        default="",
+        description="Path to the DuckDB database; empty: smallcaps.duckdb in the data root.",
     )
-    if recorded != local:
-        raise SourceMismatchError(
-            f"the data root {store.root} holds {_describe(store, source)}, but "
-            f"{settings.LOCAL_BARS_ENV} asks for local bars from {local.path} (timezone "
-            f"{local.timezone}); use another data directory (SMALLCAPS_DATA_DIR) for them"
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def resolved(self) -> "CatalogDuckDBResource":
+        """This resource with ``database`` filled in (itself when it already names one)."""
+        if self.database:
+            return self
+        # defs/catalog.py imports this module: import its path rule when it is used.
+        from smallcaps_assets.defs.catalog import default_duckdb_path
+
+        return CatalogDuckDBResource(
+            database=default_duckdb_path(), connection_config=self.connection_config
         )
 
+    def create_resource(self, context: dg.InitResourceContext) -> "CatalogDuckDBResource":
+        # What an asset receives: the path derived now, so ``duckdb.database`` names the file.
+        return self.resolved()
 
-def simulator_settings(store: DataStore) -> SimulatorSettings:
-    """The simulator a data root is built from: what it was first built with (``source.json``),
-    so every later run extends the same market; environment overrides must agree with it."""
-    recorded_source = _recorded_source(store)
-    if recorded_source in ("polygon", "local"):
-        # A lost secret (or variable) must not turn a real data root into a simulated one.
-        setting = "POLYGON_API_KEY" if recorded_source == "polygon" else settings.LOCAL_BARS_ENV
-        raise SimulatorMismatchError(
-            f"the data root {store.root} holds {_describe(store, recorded_source)}, but {setting} "
-            "is not set; set it, or use another data directory for the simulated market"
-        )
-    if settings.local_bars() is not None:
-        raise SimulatorMismatchError(
-            f"{settings.LOCAL_BARS_ENV} is set: market data comes from local files, not from the "
-            "simulated market"
-        )
-    recorded_text = store.read_text(SOURCE_FILE)
-    recorded = SimulatorSettings.from_json(recorded_text) if recorded_text else None
-    requested = _requested_from_env(recorded or SimulatorSettings())
-    try:
-        _sim_config(requested)
-    except ValueError as exc:
-        # Refused before source.json is written: an invalid market must not claim the root.
-        given = ", ".join(
-            f"{env}={os.environ[env]}" for env in SIM_ENV.values() if os.environ.get(env)
-        )
-        where = f" from {given}" if given else f" recorded in {store.root}/{SOURCE_FILE}"
-        raise ValueError(f"the simulated market{where} cannot be built: {exc}") from exc
-    if recorded is None:
-        store.write_text(SOURCE_FILE, requested.to_json())
-        return requested
-    if requested != recorded:
-        raise SimulatorMismatchError(
-            f"the data root {store.root} was built from the simulated market {recorded}, but the "
-            f"environment asks for {requested}; use another data directory (SMALLCAPS_DATA_DIR "
-            "or --data-dir) for a different market"
-        )
-    return recorded
-
-
-def _requested_from_env(base: SimulatorSettings) -> SimulatorSettings:
-    import dataclasses
-    import datetime as dt
-
-    overrides: dict[str, object] = {}
-    for name, env in SIM_ENV.items():
-        raw = os.environ.get(env)
-        if raw is None or raw == "":
-            continue
-        try:
-            if name == "history_start":
-                overrides[name] = dt.date.fromisoformat(raw)
-            elif name == "signal":
-                overrides[name] = float(raw)
-            else:
-                overrides[name] = int(raw)
-        except ValueError as exc:
-            raise ValueError(f"{env}={raw!r} is not a valid {name}") from exc
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+    @contextmanager
+    def get_connection(self) -> Iterator["duckdb.DuckDBPyConnection"]:
+        resolved = self.resolved()
+        if resolved is self:
+            with super().get_connection() as conn:
+                yield conn
+        else:
+            with resolved.get_connection() as conn:
+                yield conn
 
 
 class UniverseRulesResource(dg.ConfigurableResource):  # type: ignore[type-arg]

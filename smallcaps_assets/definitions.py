@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+import smallcaps_assets.warnings_filter  # noqa: F401  (first: before the assets are declared)
 from smallcaps_assets.defs import automation, recovery
 from smallcaps_assets.defs.backtest import (
     REPORT_KEY,

@@ -93,7 +93,7 @@ def test_daily_context_puts_history_on_one_basis_across_a_split():
 
 
 def test_walk_forward_months_of_a_window():
-    from smallcaps_assets.cli import walk_forward_months
+    from smallcaps_assets.cli.demo import walk_forward_months
 
     months = walk_forward_months(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
     assert months == [dt.date(2024, m, 1) for m in range(8, 13)]

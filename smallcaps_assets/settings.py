@@ -19,6 +19,7 @@ MLRUNS_DIR_ENV = "SMALLCAPS_MLRUNS_DIR"
 LOCAL_BARS_ENV = "SMALLCAPS_LOCAL_BARS"
 LOCAL_TIMEZONE_ENV = "SMALLCAPS_LOCAL_TIMEZONE"
 SOURCE_FILE = "source.json"
+CATALOG_FILE = "smallcaps.duckdb"
 
 
 def project_root() -> Path:
@@ -34,6 +35,14 @@ def data_root() -> str:
     if configured:
         return configured if "://" in configured else str(Path(configured).expanduser().resolve())
     return str(project_root() / "data")
+
+
+def catalog_path() -> str:
+    """The DuckDB catalog: ``smallcaps.duckdb`` in the data root; DuckDB needs a local file, so a
+    data root on object storage keeps its catalog in the project's ``data/``."""
+    root = data_root()
+    base = root if "://" not in root else str(project_root() / "data")
+    return f"{base}/{CATALOG_FILE}"
 
 
 def mlruns_root() -> Path:

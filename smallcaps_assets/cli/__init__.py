@@ -25,9 +25,10 @@ _WATCHED = ("demo", "canary")
 
 
 def _command(name: str) -> ModuleType:
-    # The one place imports are deferred for start-up time: dagster, mlflow, pandera and polars
-    # take seconds to import, so a command's module (and what it imports) is loaded once that
-    # command is chosen, and `smallcaps --help` or a usage error answers at once.
+    # Imports are deferred for start-up time here and in sql's in-memory fallback only: dagster,
+    # mlflow, pandera and polars take seconds to import, so a command's module (and what it
+    # imports) is loaded once that command is chosen, `smallcaps --help` or a usage error answers
+    # at once, and `smallcaps sql` over the catalog file needs only duckdb and polars.
     return importlib.import_module(f"smallcaps_assets.cli.{name}")
 
 

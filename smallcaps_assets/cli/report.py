@@ -135,7 +135,7 @@ def _backtest_headline(store: DataStore) -> str:
 def _monthly_summary() -> str:
     """The processed layer's month table from the catalog, indented; empty when unavailable."""
     try:
-        con = catalog_connection()
+        con = catalog_connection(quiet=True)
     except CliError:
         return ""
     try:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import duckdb
@@ -11,9 +12,6 @@ import polars as pl
 
 from smallcaps_assets import settings
 from smallcaps_assets.cli.errors import CliError
-from smallcaps_assets.core.catalog import ViewSpec, view_statements
-from smallcaps_assets.core.storage import DataStore, dataset_glob
-from smallcaps_assets.defs.catalog import default_duckdb_path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,14 +27,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def catalog_connection() -> duckdb.DuckDBPyConnection:
-    """Read-only on the catalog file; in-memory views when the file is missing or locked by a writer."""
-    path = default_duckdb_path()
+def catalog_connection(*, quiet: bool = False) -> duckdb.DuckDBPyConnection:
+    """The catalog file, read-only. Without it (no catalog run yet), or while a run holds its
+    write lock, the same views built in memory over the data root's files, said in one line on
+    stderr unless ``quiet``."""
+    path = settings.catalog_path()
     if Path(path).exists():
         try:
             return duckdb.connect(path, read_only=True)
         except duckdb.Error:
-            pass  # a run holds the write lock; fall back to fresh views over the same files
+            reason = f"the catalog {path} is locked by a running write"
+    else:
+        reason = f"no catalog at {path}"
+    con, root = _views_in_memory()
+    if not quiet:
+        print(
+            f"smallcaps sql: {reason}; querying views built in memory over the files in {root}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return con
+
+
+def _views_in_memory() -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A view per dataset with partition files under the data root, in an in-memory database."""
+    from smallcaps_assets.core.catalog import ViewSpec, view_statements
+    from smallcaps_assets.core.storage import DataStore, dataset_glob
+
     store = DataStore(settings.data_root())
     views = []
     for layer_dir in sorted(Path(store.root).glob("*/")) if "://" not in store.root else []:
@@ -56,4 +73,4 @@ def catalog_connection() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     for statement in view_statements(views):
         con.execute(statement)
-    return con
+    return con, store.root

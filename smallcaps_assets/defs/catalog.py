@@ -22,14 +22,11 @@ from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEv
 from smallcaps_assets.defs.resources import DataStoreResource
 
 DUCKDB_POOL = "duckdb_writer"
-CATALOG_FILE = "smallcaps.duckdb"
+CATALOG_FILE = settings.CATALOG_FILE
 
 
 def default_duckdb_path() -> str:
-    root = settings.data_root()
-    # DuckDB needs a local file; a data root on object storage keeps its catalog in the project.
-    base = root if "://" not in root else str(settings.project_root() / "data")
-    return f"{base}/{CATALOG_FILE}"
+    return settings.catalog_path()  # the rule lives in settings: `smallcaps sql` needs no Dagster
 
 
 def _checks(layer: str) -> CheckSet:

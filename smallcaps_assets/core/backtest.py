@@ -33,6 +33,7 @@ import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.costs import CostModel, trade_costs
+from smallcaps_assets.core.schemas import OHLCV
 from smallcaps_assets.core.validation import CheckReport, condition_report
 
 __all__ = [
@@ -242,7 +243,7 @@ def run_backtest(
 
 
 EVENT_KEYS: Final = ("ticker", "ts", "pattern")
-BAR_COLUMNS: Final = ("ticker", "ts", "open", "high", "low", "close", "volume")
+BAR_COLUMNS: Final = ("ticker", "ts", *OHLCV)
 FEATURE_COLUMNS: Final = ("atr_pct_14", "spread_est", "ssr_active")
 
 

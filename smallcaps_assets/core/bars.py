@@ -25,6 +25,8 @@ from typing import Final
 
 import polars as pl
 
+from smallcaps_assets.core.schemas import OHLC
+
 __all__ = [
     "ADJUSTED_PRICE_COLUMNS",
     "ADJUSTED_SHARE_COLUMNS",
@@ -69,9 +71,8 @@ SPLIT_FACTORS_SCHEMA: Final = pl.Schema(
     }
 )
 
-ADJUSTED_PRICE_COLUMNS: Final = ("open", "high", "low", "close", "vwap")
+ADJUSTED_PRICE_COLUMNS: Final = (*OHLC, "vwap")
 ADJUSTED_SHARE_COLUMNS: Final = ("volume",)
-_OHLC: Final = ("open", "high", "low", "close")
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ def process_daily_bars(
     frame = frame.filter(~is_otc)
 
     volume = pl.col("volume")
-    usable = pl.all_horizontal(*(valid_price(c) for c in _OHLC)) & (
+    usable = pl.all_horizontal(*(valid_price(c) for c in OHLC)) & (
         volume.is_finite() & (volume >= 0)
     ).fill_null(False)
     stats["invalid_price"] = frame.filter(~usable).height

@@ -23,6 +23,7 @@ from smallcaps_assets.core.bars import conform
 from smallcaps_assets.core.events import PatternRules, annotate_bars
 from smallcaps_assets.core.minute import NY_ZONE
 from smallcaps_assets.core.news import TOPIC_PATTERNS, ticker_mentions
+from smallcaps_assets.core.schemas import OHLC
 
 __all__ = [
     "CATEGORICAL_FEATURES",
@@ -214,7 +215,7 @@ def daily_context(daily_history: pl.DataFrame, day: dt.date) -> pl.DataFrame:
         daily_history.filter(pl.col("date") < day)
         .sort("ticker", "date")
         .with_columns(
-            *(pl.col(c) * adjust for c in ("open", "high", "low", "close")),
+            *(pl.col(c) * adjust for c in OHLC),
             volume=pl.col("volume") / adjust,
         )
     )

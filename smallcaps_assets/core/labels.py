@@ -47,6 +47,7 @@ import polars as pl
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.bars import conform
 from smallcaps_assets.core.minute import regular_close_et
+from smallcaps_assets.core.schemas import OHLC
 
 __all__ = [
     "EXIT_REASONS",
@@ -114,7 +115,7 @@ def _indexed(bars: pl.LazyFrame) -> pl.DataFrame:
     """Regular-session bars with a run-number ticker code and the start in epoch ms."""
     return (
         bars.filter(pl.col("session") == "regular")
-        .select("ticker", "ts", "open", "high", "low", "close", "halt_resumption")
+        .select("ticker", "ts", *OHLC, "halt_resumption")
         .with_columns(
             _new=(pl.col("ticker") != pl.col("ticker").shift(1)).fill_null(True),
             _start=pl.col("ts").dt.epoch("ms"),

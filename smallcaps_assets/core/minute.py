@@ -23,6 +23,7 @@ import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.bars import ProcessedFrame, conform, split_factor_to, valid_price
+from smallcaps_assets.core.schemas import OHLC
 from smallcaps_assets.core.universe import UniverseRules
 
 __all__ = [
@@ -210,7 +211,7 @@ def process_minute_bars(
     )
 
     volume = pl.col("volume")
-    usable = pl.all_horizontal(*(valid_price(c) for c in ("open", "high", "low", "close"))) & (
+    usable = pl.all_horizontal(*(valid_price(c) for c in OHLC)) & (
         volume.is_finite() & (volume >= 0)
     ).fill_null(False)
     stats["invalid_price"] = frame.filter(~usable).height

@@ -21,7 +21,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from smallcaps_assets.core import bars, corporate, fundamentals, minute, news, universe
-from smallcaps_assets.core.schemas import CIK_PATTERN, TICKER_PATTERN
+from smallcaps_assets.core.schemas import CIK_PATTERN, OHLC, TICKER_PATTERN
 from smallcaps_assets.core.validation import CheckReport, rules_report
 
 __all__ = [
@@ -79,7 +79,7 @@ class ProcessedDailyBars(pa.DataFrameModel):
     @classmethod
     def finite_prices(cls, data: PolarsData) -> pl.LazyFrame:
         # NaN passes `gt=0` in Polars (NaN sorts above every number).
-        prices = ("open", "high", "low", "close", "split_factor_to_d")
+        prices = (*OHLC, "split_factor_to_d")
         return data.lazyframe.select(pl.all_horizontal(pl.col(c).is_finite() for c in prices))
 
     class Config:

@@ -36,6 +36,7 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from smallcaps_assets.core import calendar
+from smallcaps_assets.core.schemas import OHLCV
 from smallcaps_assets.core.validation import CheckReport, rules_report
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
     "report_from_samples",
 ]
 
-DAILY_COLUMNS: Final = ("ticker", "date", "open", "high", "low", "close", "volume")
+DAILY_COLUMNS: Final = ("ticker", "date", *OHLCV)
 MINUTE_COLUMNS: Final = ("ticker", "date", "ts_et", "session", "high", "volume")
 
 # Minutes of the regular session whose volume the opening-volume fact counts, and the window a

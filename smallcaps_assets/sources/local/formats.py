@@ -41,6 +41,7 @@ import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.minute import POST_CLOSE, PRE_OPEN, REGULAR_OPEN, regular_close_et
+from smallcaps_assets.core.schemas import BAR_VALUES, OHLCV
 from smallcaps_assets.sources.local.errors import LocalBarsError
 from smallcaps_assets.sources.parsers import DAILY_BARS_SCHEMA, MINUTE_BARS_SCHEMA
 
@@ -100,8 +101,6 @@ SPLITS_SCHEMA: Final = pl.Schema(
 )
 
 FLAT_REQUIRED: Final = ("ticker", "volume", "open", "close", "high", "low", "window_start")
-_PRICES: Final = ("open", "high", "low", "close")
-_VALUES: Final = (*_PRICES, "volume", "vwap", "transactions")
 _KEY: Final = ["ticker", "window_start"]
 _MINUTE_MS: Final = 60_000
 _NS_PER_MS: Final = 1_000_000
@@ -365,7 +364,7 @@ def _from_epoch_ns(values: pl.Series, path: Path, where: Where) -> pl.Series:
 # -- validation -----------------------------------------------------------------------------------
 def _check_values(frame: pl.DataFrame, path: Path, where: Where) -> None:
     """Prices and volume are finite and not negative."""
-    for column in (*_PRICES, "volume", "vwap"):
+    for column in (*OHLCV, "vwap"):
         values = frame.get_column(column)
         # Nulls are refused where a value is required (only vwap may be absent).
         bad = (~values.is_finite() | (values < 0)).fill_null(False).arg_true()
@@ -436,7 +435,7 @@ def _drop_exact_duplicates(
     repeated = positions.filter(pl.struct(key).is_duplicated())
     if repeated.height == 0:
         return ParsedBars(frame)
-    values = [c for c in _VALUES if c in frame.columns]
+    values = [c for c in BAR_VALUES if c in frame.columns]
     variants = repeated.unique(subset=[*key, *values], keep="first", maintain_order=True)
     conflicts = variants.filter(pl.struct(key).is_duplicated())
     if conflicts.height:
@@ -480,7 +479,7 @@ def _bar_columns(
 ) -> dict[str, pl.Series]:
     out = {
         name: _numbers(table.get_column(columns[name]), path, columns[name], where)
-        for name in (*_PRICES, "volume")
+        for name in OHLCV
     }
     height = table.height
     out["vwap"] = (
@@ -558,7 +557,7 @@ def read_ohlcv(path: Path, timezone: str = DEFAULT_TIMEZONE) -> ParsedBars:
             "missing required column Datetime (or timestamp, date) "
             f"(found: {', '.join(table.columns)})",
         )
-    _require(path, columns, (*_PRICES, "volume"))
+    _require(path, columns, OHLCV)
     ticker_column = next((columns[n] for n in _TICKER_NAMES if n in columns), None)
     tickers = (
         _tickers(table.get_column(ticker_column), path, _table_where)
@@ -694,7 +693,7 @@ def merge_bars(parts: Sequence[tuple[str, pl.DataFrame]]) -> ParsedBars:
     repeated = frame.filter(pl.struct(_KEY).is_duplicated())
     if repeated.height == 0:
         return ParsedBars(frame.drop("_file").sort(_KEY))
-    variants = repeated.unique(subset=[*_KEY, *_VALUES], keep="first", maintain_order=True)
+    variants = repeated.unique(subset=[*_KEY, *BAR_VALUES], keep="first", maintain_order=True)
     conflicts = variants.filter(pl.struct(_KEY).is_duplicated())
     if conflicts.height:
         first = conflicts.row(0, named=True)

@@ -25,7 +25,7 @@ from smallcaps_assets.core import calendar
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.walkforward import windows_for
 from smallcaps_assets.defs.partitions import trading_days
-from smallcaps_assets.defs.resources import simulator_settings
+from smallcaps_assets.sources.provenance import simulator_settings
 
 
 def check(args: argparse.Namespace) -> None:

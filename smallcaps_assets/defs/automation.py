@@ -19,7 +19,6 @@ import dagster as dg
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.defs.partitions import TIMEZONE
-from smallcaps_assets.defs.raw import RAW_DATASETS
 
 Condition = dg.AutomationCondition[Any]
 
@@ -28,10 +27,12 @@ DAILY_INGEST_JOB = "daily_ingest"
 AUTOMATION_SENSOR = "smallcaps_automation"
 
 AC = dg.AutomationCondition
+RAW_GROUP = "raw"
 
 daily_ingest_job = dg.define_asset_job(
     DAILY_INGEST_JOB,
-    selection=dg.AssetSelection.assets(*(dataset.key for dataset in RAW_DATASETS)),
+    # The raw group: every raw dataset but the minute bars (grouped with the layer they follow).
+    selection=dg.AssetSelection.groups(RAW_GROUP),
     description="One session's raw market data (every raw dataset but the minute bars, which "
     "follow the session's universe).",
 )

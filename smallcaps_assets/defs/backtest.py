@@ -22,6 +22,7 @@ from smallcaps_assets.core import backtest, modeling, performance, research_sche
 from smallcaps_assets.core.costs import CostModel
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.core.validation import validate_schema
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.models import PREDICTIONS_KEY, MLflowResource
 from smallcaps_assets.defs.partitions import months
@@ -117,6 +118,7 @@ def _trades_checks() -> CheckSet:
 @dg.asset(
     key=TRADES_KEY,
     group_name=LAYER,
+    automation_condition=automation.when_month_ends(),
     partitions_def=months,
     deps=[PREDICTIONS_KEY],
     description="Trades of month M's selected out-of-sample events: next-bar-open entries, "
@@ -182,6 +184,7 @@ def _report_checks() -> CheckSet:
 @dg.asset(
     key=REPORT_KEY,
     group_name=LAYER,
+    automation_condition=automation.after_any_update(),
     deps=[TRADES_KEY],
     description="The stitched walk-forward backtest: expectancy, profit factor, Sharpe, CAR/MDD, "
     "hit rate by pattern, 95th-percentile loss, exposure, turnover, fees and slippage, trials; "

@@ -18,6 +18,7 @@ from smallcaps_assets.core.catalog import (
     view_statements,
 )
 from smallcaps_assets.core.storage import dataset_glob
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.resources import DataStoreResource
 
@@ -43,6 +44,7 @@ def build_catalog_asset(
     @dg.asset(
         key=dg.AssetKey(["catalog", layer]),
         group_name="catalog",
+        automation_condition=automation.after_any_update(),
         description=f"DuckDB views `{layer}.<dataset>` over every partition file of the {layer} "
         "layer, replaced in one transaction that commits only when the views pass their check.",
         deps=[dg.AssetKey([layer, d]) for d in assets],

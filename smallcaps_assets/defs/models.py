@@ -24,6 +24,7 @@ from smallcaps_assets import progress, settings
 from smallcaps_assets.core import model_month, model_store, modeling, research_schemas, walkforward
 from smallcaps_assets.core.features import CATEGORICAL_FEATURES
 from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.partitions import months
 from smallcaps_assets.defs.plots import png_image, render_png
@@ -239,6 +240,7 @@ def build_model_asset(spec: walkforward.WalkForwardSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=MODEL_KEY,
         group_name=LAYER,
+        automation_condition=automation.when_month_begins(),
         partitions_def=months,
         description="Walk-forward LightGBM + CatBoost (+ capped blend) for month M: trained on "
         f"the {spec.train_months} months before M-1 (purged, {spec.embargo_sessions}-session "
@@ -449,6 +451,7 @@ def _predictions_checks() -> CheckSet:
 @dg.asset(
     key=PREDICTIONS_KEY,
     group_name=LAYER,
+    automation_condition=automation.when_month_ends(),
     partitions_def=months,
     description="Out-of-sample scores (LightGBM, CatBoost, blend, selected flag) for every event "
     "of month M from month M's model.",

@@ -48,6 +48,7 @@ from smallcaps_assets.core.validation import (
     condition_report,
     rules_report,
 )
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import (
     CheckSet,
     PartitionPublisher,
@@ -461,6 +462,7 @@ def build_processed_asset(dataset: ProcessedDataset) -> dg.AssetsDefinition:
         "deps": dataset.deps,
         "check_specs": specs,
         "kinds": set(dataset.kinds),
+        "automation_condition": automation.after_upstream_checks(),
     }
 
     @dg.asset(**common)  # type: ignore[untyped-decorator]

@@ -34,6 +34,7 @@ from smallcaps_assets.core.validation import (
     dates_within,
     row_count_report,
 )
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import (
     DATES_CHECK,
     ROWS_CHECK,
@@ -85,6 +86,8 @@ class RawDataset:
     group: str = LAYER
     # The fetch takes ``price_cap``: the source's previous-close cap on the names it asks about.
     price_capped: bool = False
+    # None: the session's raw datasets run on the after_close schedule (defs/automation.py).
+    automation_condition: automation.Condition | None = None
     # Every session has rows (the whole market's bars, the listed tickers): an empty answer or a
     # collapse against the sessions before is a source fault, never a partition.
     rows_expected: bool = False
@@ -315,6 +318,7 @@ MINUTE_BARS = RawDataset(
     allowed_days=_minute_partition_days,
     # It follows the processed universe, so `group:raw` stays runnable on its own.
     group="processed",
+    automation_condition=automation.after_upstream_checks(),
 )
 
 
@@ -510,6 +514,7 @@ def build_raw_asset(dataset: RawDataset) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset.key,
         group_name=dataset.group,
+        automation_condition=dataset.automation_condition,
         description=dataset.description,
         partitions_def=trading_days,
         backfill_policy=dg.BackfillPolicy.single_run(),

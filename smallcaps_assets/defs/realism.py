@@ -18,6 +18,7 @@ import polars as pl
 from smallcaps_assets import progress
 from smallcaps_assets.core import calendar, realism
 from smallcaps_assets.core.storage import DataStore, RejectedPartitionError
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import (
     CheckSet,
     PartitionPublisher,
@@ -134,6 +135,7 @@ def _pooled(parts: list[StoredInputs], minimums: realism.SampleMinimums) -> real
 @dg.asset(
     key=KEY,
     group_name=LAYER,
+    automation_condition=automation.after_upstream_checks(),
     partitions_def=months,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[

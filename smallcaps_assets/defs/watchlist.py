@@ -9,6 +9,7 @@ import polars as pl
 from smallcaps_assets import progress
 from smallcaps_assets.core import modeling, research_schemas, watchlist
 from smallcaps_assets.core.storage import DataStore
+from smallcaps_assets.defs import automation
 from smallcaps_assets.defs.checks import CheckSet, PartitionPublisher, PublishEvent
 from smallcaps_assets.defs.models import (
     LEGACY_MODEL_FILES,
@@ -43,6 +44,10 @@ def _checks() -> CheckSet:
 @dg.asset(
     key=KEY,
     group_name="research",
+    # Scores with whichever model is newest instead of waiting for one.
+    automation_condition=automation.after_upstream_checks(
+        ignore=dg.AssetSelection.assets(MODEL_KEY)
+    ),
     partitions_def=trading_days,
     deps=[dg.AssetKey(["features", "events"]), MODEL_KEY],
     description="D's events scored by the newest model trained before D, ranked, with the top "

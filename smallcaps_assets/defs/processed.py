@@ -43,6 +43,7 @@ from smallcaps_assets.core.processed_schemas import (
     universe_model,
 )
 from smallcaps_assets.core.storage import DataStore, RejectedPartitionError
+from smallcaps_assets.core.universe import UniverseRules
 from smallcaps_assets.core.validation import (
     CheckReport,
     condition_report,
@@ -147,6 +148,11 @@ class ProcessedDataset:
     # The point-in-time check; default: the processed rules of core.processed_schemas.
     point_in_time: Callable[[pl.DataFrame, dt.date, str], CheckReport] | None = None
     kinds: frozenset[str] = frozenset({"polars", "parquet"})
+    # A schema whose rules follow the run's universe screen (the universe's price band).
+    model_for_rules: Callable[[UniverseRules], type[pa.DataFrameModel]] | None = None
+
+    def schema(self, rules: UniverseRules) -> type[pa.DataFrameModel] | pa.DataFrameSchema:
+        return self.model_for_rules(rules) if self.model_for_rules else self.model
 
     @property
     def key(self) -> dg.AssetKey:
@@ -400,7 +406,7 @@ def materialize_processed(
 ) -> Iterator[PublishEvent]:
     days = [dt.date.fromisoformat(key) for key in run_partition_keys(context)]
     inputs = RunInputs(store, days[0], days[-1], universe_rules, research)
-    model = universe_model(universe_rules.rules()) if dataset.name == "universe" else dataset.model
+    model = dataset.schema(universe_rules.rules())
     publisher = PartitionPublisher(
         context,
         dataset.checks(),
@@ -521,6 +527,7 @@ PROCESSED_DATASETS: list[ProcessedDataset] = [
         "with D's gap candidates (open >= 10% above D-1's close on D's share basis).",
         _build_universe,
         PROCESSED_MODELS["universe"],
+        model_for_rules=universe_model,
         deps=[
             _same([RAW, "tickers"]),
             _same([RAW, "ticker_details"]),

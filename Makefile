@@ -27,7 +27,8 @@ install: $(UV)
 	@mkdir -p $(DAGSTER_HOME)
 	@ln -sf ../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@# The dagster CLI reads .env from the working directory before it resolves DAGSTER_HOME.
-	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > .env
+	@# Only that line is ours: a key or other setting kept in .env is never touched.
+	@bash scripts/env-dagster-home.sh "$(DAGSTER_HOME)"
 	@# The instance's first open, serialized (concurrent first opens can corrupt SQLite storage).
 	@$(UV) run python -m smallcaps_assets.instance_setup
 

@@ -59,6 +59,10 @@ CATALOG_ASSETS: list[dg.AssetsDefinition] = [
     ),
     build_catalog_asset("processed", [d.name for d in PROCESSED_DATASETS]),
     *(build_catalog_asset(d.layer, [d.name]) for d in EVENT_DATASETS),
+    # What the models, the backtest and the daily watchlist stored, for SQL over every dataset.
+    build_catalog_asset("ml", ["predictions"]),
+    build_catalog_asset("backtest", ["trades"]),
+    build_catalog_asset("research", ["watchlist"]),
 ]
 
 STAGES: list[Stage] = [

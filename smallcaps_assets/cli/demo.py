@@ -148,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             continue
         layer_keys = (
-            keys[-1:] if layer.last_session_only else _with_warmup(keys, layer.warmup_sessions)
+            [last_session_with_gappers(store, keys)]
+            if layer.last_session_only
+            else _with_warmup(keys, layer.warmup_sessions)
         )
         total = (
             len(layer_keys) * len(layer.selection) if layer.partitioned else len(layer.selection)
@@ -177,6 +179,17 @@ def run(args: argparse.Namespace) -> int:
             return 1
     print_summary(store, keys, summary, started, home)
     return 0
+
+
+def last_session_with_gappers(store: DataStore, keys: list[str]) -> str:
+    """The window's last session that had gap candidates (its watchlist is the one worth
+    reading), or the last session when none had any."""
+    for key in reversed(keys):
+        if store.exists("processed", "watchlist", key) and store.row_count(
+            "processed", "watchlist", key
+        ):
+            return key
+    return keys[-1]
 
 
 def walk_forward_months(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -80,6 +80,9 @@ def print_summary(
     headline = _backtest_headline(store)
     if headline:
         print(headline)
+    watchlist = watchlist_preview(store)
+    if watchlist:
+        print(watchlist)
     print(
         f"\n  total time {fmt_secs(time.monotonic() - started)}; data was SIMULATED "
         f"(no API key used)\n"
@@ -127,9 +130,21 @@ def _backtest_headline(store: DataStore) -> str:
         f"{number(s['sharpe'], '.2f')}, max drawdown {number(s['max_drawdown'], '.1%')}, "
         f"fees {money(s['fees'])}, slippage {money(s['slippage'])}\n"
         f"  THE DATA WAS SIMULATED: these figures describe the simulator, not a market.\n"
-        f"  summary: {store.root}/{SUMMARY_FILE}\n"
-        f"  latest daily watchlist: {store.root}/reports/watchlist/"
+        f"  summary: {store.root}/{SUMMARY_FILE}"
     )
+
+
+def watchlist_preview(store: DataStore, lines: int = 14) -> str:
+    """The newest Markdown watchlist the run wrote (the demo builds it for the window's last
+    session with gappers): its path and its first lines, gappers first."""
+    reports = store.files("reports/watchlist/*.md")
+    if not reports:
+        return ""
+    newest = reports[-1]
+    text = store.read_text(newest) or ""
+    body = [line for line in text.splitlines() if line.strip()][:lines]
+    shown = "\n".join(f"    {line}" for line in body)
+    return f"\n  WATCHLIST ({store.root}/{newest}):\n{shown}"
 
 
 def _monthly_summary() -> str:

@@ -52,7 +52,7 @@ from benchmarks.bench_events import DAY, synthetic_session, timed
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.backtest import RiskRules, run_backtest
 from smallcaps_assets.core.costs import CostModel
-from smallcaps_assets.core.events import detect_events
+from smallcaps_assets.core.events import DIRECTION, detect_events
 from smallcaps_assets.core.features import FeatureInputs, event_features
 from smallcaps_assets.core.labels import label_events
 from smallcaps_assets.core.minute import NY_ZONE, PRIOR_DAY_SCHEMA, process_minute_bars
@@ -274,6 +274,7 @@ def pandas_backtest(
     cash = peak = rules.account_size
     open_positions: list[tuple[pd.Timestamp, int, float, float, dt.date]] = []
     held: dict[int, float] = {}
+    locked: dict[int, float] = {}  # a short's proceeds and margin, not spendable
     day_start: dict[dt.date, float] = {}
     day_realized: dict[dt.date, float] = {}
     skipped: dict[str, int] = {}
@@ -289,12 +290,14 @@ def pandas_backtest(
             _, closed, proceeds, closed_net, closed_day = heapq.heappop(open_positions)
             cash += proceeds
             del held[closed]
+            locked.pop(closed, None)
             day_realized[closed_day] = day_realized.get(closed_day, 0.0) + closed_net
             peak = max(peak, cash + sum(held.values()))
         equity = cash + sum(held.values())
         if not killed and equity <= peak * (1.0 - rules.kill_switch_drawdown):
             killed = True
         reason = None
+        short = DIRECTION.get(row["pattern"], "long") == "short"
         local = entry_ts.tz_convert(NY_ZONE)
         day = local.date()
         if killed:
@@ -305,6 +308,8 @@ def pandas_backtest(
             day_start.setdefault(day, equity)
             if -day_realized.get(day, 0.0) >= rules.max_daily_loss * day_start[day]:
                 reason = "max_daily_loss"
+            elif short and not pd.isna(row["ssr_active"]) and bool(row["ssr_active"]):
+                reason = "ssr_short"
             elif len(open_positions) >= rules.max_open_positions:
                 reason = "max_open_positions"
         entry, exit_ = float(row["entry_price"]), float(row["exit_price"])
@@ -319,7 +324,7 @@ def pandas_backtest(
                             equity * rules.risk_per_trade / (entry * atr * rules.atr_stop_multiple),
                             equity * rules.max_position_fraction / entry,
                             rules.participation_cap * volume,
-                            cash / entry,
+                            (cash - sum(locked.values())) / entry,
                         )
                     )
                 )
@@ -332,15 +337,22 @@ def pandas_backtest(
         factor = costs.ssr_slippage_factor if row["ssr_active"] else costs.slippage_factor
         slippage = entry * spread * factor * shares + exit_ * spread * factor * shares
         ecn_fees = 2.0 * shares * costs.ecn_fee_per_share
-        sec_fee = shares * exit_ * costs.sec_fee_per_million / 1_000_000.0
-        total_cost = ecn_fees + sec_fee + slippage
+        # A short sells at the entry (the SEC fee's sale) and borrows the shares until the exit.
+        sec_fee = shares * (entry if short else exit_) * costs.sec_fee_per_million / 1_000_000.0
+        years = (row["exit_ts"] - entry_ts).total_seconds() / (365 * 24 * 3600)
+        borrow = shares * entry * costs.borrow_fee_annual * years if short else 0.0
+        total_cost = ecn_fees + sec_fee + slippage + borrow
         entry_cost = ecn_fees / 2.0 + slippage * entry / (entry + exit_)
-        cash -= shares * entry + entry_cost
-        held[trade_id] = shares * entry + entry_cost
-        net = shares * (exit_ - entry) - total_cost
+        entry_cost += sec_fee if short else 0.0
+        side = -1.0 if short else 1.0
+        cash -= side * shares * entry + entry_cost
+        held[trade_id] = side * shares * entry + entry_cost
+        if short:
+            locked[trade_id] = 2.0 * shares * entry
+        net = side * shares * (exit_ - entry) - total_cost
         heapq.heappush(
             open_positions,
-            (row["exit_ts"], trade_id, shares * exit_ - (total_cost - entry_cost), net, day),
+            (row["exit_ts"], trade_id, side * shares * exit_ - (total_cost - entry_cost), net, day),
         )
         total_net += net
         trades += 1

@@ -7,8 +7,16 @@ exit by take profit, stop, timeout, at the resumption after a halt, or at the cl
 horizon reaches past it (``end_of_day``: the last quarter hour, half-day sessions). This module
 decides which candidates are taken and with how many shares, and books the money:
 
+* each event is traded in its pattern's direction (``core.events.DIRECTION``): a long buys at
+  the entry and sells at the exit, a short sells at the entry and buys back at the exit
+  (gross P&L ``shares x (entry - exit)``), paying a borrow fee (``core.costs``); shares to
+  short are assumed locatable;
 * entries only between ``first_entry`` and ``last_entry`` (New York time), and only for events
   with an entry bar;
+* no short entry while the ticker's short-sale restriction is active (``ssr_active``: SEC Rule
+  201, after a 10 % fall from the prior close, for the rest of that day and the next). Under
+  SSR a short may only be sold above the national best bid; minute bars cannot show the bid,
+  so no fill could be proven and the backtest does not short then (skip ``ssr_short``);
 * at most ``max_open_positions`` at once (a position is open from entry to exit);
 * shares = equity x ``risk_per_trade`` / (entry x ATR% x ``atr_stop_multiple``), capped by
   ``max_position_fraction`` of equity, by ``participation_cap`` x the entry bar's volume and by
@@ -17,9 +25,13 @@ decides which candidates are taken and with how many shares, and books the money
   known at the next entry) reaches ``max_daily_loss`` of the day's starting equity, and none at
   all after equity falls ``kill_switch_drawdown`` below its peak.
 
-Cash: an entry pays ``shares x entry + entry-side costs``; an exit receives
-``shares x exit - exit-side costs``. With every position closed, final cash equals starting
-cash plus the sum of net P&L; :func:`run_backtest` returns that drift (it must be 0).
+Cash: a long's entry pays ``shares x entry + entry-side costs`` and its exit receives
+``shares x exit - exit-side costs``; a short's entry receives ``shares x entry - entry-side
+costs`` and its exit pays ``shares x exit + exit-side costs`` (the borrow fee among them). A
+short's sale proceeds stay as collateral and it ties up as much cash again (100 % margin), so
+it reduces the cash that sizes later trades as a long of the same notional would. With every
+position closed, final cash equals starting cash plus the sum of net P&L; :func:`run_backtest`
+returns that drift (it must be 0).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.costs import CostModel, trade_costs
+from smallcaps_assets.core.events import DIRECTION
 from smallcaps_assets.core.schemas import OHLCV
 from smallcaps_assets.core.validation import CheckReport, condition_report
 
@@ -58,10 +71,12 @@ TRADES_SCHEMA: Final = pl.Schema(
         "exit_ts": pl.Datetime("ms", "UTC"),
         "exit_price": pl.Float64(),
         "exit_reason": pl.String(),
+        "direction": pl.String(),
         "shares": pl.Float64(),
         "gross_pnl": pl.Float64(),
         "ecn_fees": pl.Float64(),
         "sec_fee": pl.Float64(),
+        "borrow_fee": pl.Float64(),
         "slippage": pl.Float64(),
         "net_pnl": pl.Float64(),
     }
@@ -135,6 +150,9 @@ def run_backtest(
     open_positions: list[tuple[dt.datetime, int, float, float, dt.date]] = []
     held_cost: dict[int, float] = {}
     held_total = 0.0  # sum of held_cost, kept as it changes: summing per candidate is quadratic
+    # Cash a short holds back: its sale proceeds (collateral) plus its notional again (margin).
+    locked: dict[int, float] = {}
+    locked_total = 0.0
     day_start_equity: dict[dt.date, float] = {}
     day_realized: dict[dt.date, float] = {}
     killed_at: dt.datetime | None = None
@@ -150,11 +168,12 @@ def run_backtest(
         return cash + held_total
 
     def close_until(moment: dt.datetime) -> None:
-        nonlocal cash, peak, held_total
+        nonlocal cash, peak, held_total, locked_total
         while open_positions and open_positions[0][0] <= moment:
             _, trade_id, proceeds, net, day = heapq.heappop(open_positions)
             cash += proceeds
             held_total -= held_cost.pop(trade_id)
+            locked_total -= locked.pop(trade_id, 0.0)
             day_realized[day] = day_realized.get(day, 0.0) + net
             peak = max(peak, equity_now())
 
@@ -179,10 +198,15 @@ def run_backtest(
         if -day_realized.get(day, 0.0) >= rules.max_daily_loss * day_start_equity[day]:
             skip("max_daily_loss")
             continue
+        direction = DIRECTION.get(row["pattern"], "long")
+        short = direction == "short"
+        if short and row["ssr_active"]:
+            skip("ssr_short")
+            continue
         if len(open_positions) >= rules.max_open_positions:
             skip("max_open_positions")
             continue
-        shares = _shares(row, equity, cash, rules)
+        shares = _shares(row, equity, cash - locked_total, rules)
         if shares < 1:
             skip("size_zero")
             continue
@@ -196,18 +220,27 @@ def run_backtest(
             ssr_at_entry=bool(row["ssr_active"]),
             ssr_at_exit=bool(row["ssr_active"]),
             model=costs,
+            direction=direction,
+            held=row["exit_ts"] - entry_ts,
         )
-        # Entry-side costs: half the ECN fees and the entry fill's slippage share.
+        # Entry-side costs: half the ECN fees, the entry fill's slippage share and, on a short
+        # (the sale is its entry), the SEC fee. The borrow fee is paid at the exit.
         entry_slippage = parts.slippage * entry / (entry + exit_)
-        entry_cost = parts.ecn_fees / 2.0 + entry_slippage
+        entry_cost = parts.ecn_fees / 2.0 + entry_slippage + (parts.sec_fee if short else 0.0)
         exit_cost = parts.total - entry_cost
-        cash -= shares * entry + entry_cost
-        held_cost[trade_id] = shares * entry + entry_cost
+        side = -1.0 if short else 1.0
+        # A long pays for its shares, a short receives the sale proceeds; costs are paid either way.
+        cash -= side * shares * entry + entry_cost
+        held_cost[trade_id] = side * shares * entry + entry_cost
         held_total += held_cost[trade_id]
-        gross = shares * (exit_ - entry)
+        if short:
+            locked[trade_id] = 2.0 * shares * entry
+            locked_total += locked[trade_id]
+        gross = side * shares * (exit_ - entry)
         net = gross - parts.total
         heapq.heappush(
-            open_positions, (row["exit_ts"], trade_id, shares * exit_ - exit_cost, net, day)
+            open_positions,
+            (row["exit_ts"], trade_id, side * shares * exit_ - exit_cost, net, day),
         )
         total_net += net
         trades.append(
@@ -221,10 +254,12 @@ def run_backtest(
                 "exit_ts": row["exit_ts"],
                 "exit_price": exit_,
                 "exit_reason": row["exit_reason"],
+                "direction": direction,
                 "shares": shares,
                 "gross_pnl": gross,
                 "ecn_fees": parts.ecn_fees,
                 "sec_fee": parts.sec_fee,
+                "borrow_fee": parts.borrow_fee,
                 "slippage": parts.slippage,
                 "net_pnl": net,
             }
@@ -330,6 +365,7 @@ def month_figures(result: BacktestResult, candidates: pl.DataFrame) -> dict[str,
         "gross_pnl": total("gross_pnl"),
         "net_pnl": total("net_pnl"),
         "fees": total("ecn_fees") + total("sec_fee"),
+        "borrow_fees": total("borrow_fee"),
         "slippage": total("slippage"),
         "accounting_drift": abs(result.accounting_drift),
     }

@@ -1,9 +1,15 @@
-"""The small-cap cost model: ECN fees, the SEC fee on sales and spread-based slippage.
+"""The small-cap cost model: ECN fees, the SEC fee on sales, spread-based slippage and the
+borrow fee of shorts.
 
 Each part is reported separately so a backtest can say what ate its edge:
 
 * ``ecn_fees``: ``ecn_fee_per_share`` on every share bought and sold;
-* ``sec_fee``: ``sec_fee_per_million`` dollars per million of *sale* proceeds (long exits);
+* ``sec_fee``: ``sec_fee_per_million`` dollars per million of *sale* proceeds: a long's exit, a
+  short's entry (the short sale);
+* ``borrow_fee``: shorts only, ``borrow_fee_annual`` (an annualized rate, default 30 %: small
+  caps are often hard to borrow, with rates from a few percent to well over 100 %) on the short
+  notional (shares x entry price) for the time held, counted in calendar time over a 365-day
+  year. The shares are assumed locatable: bar data says nothing about the borrow available;
 * ``slippage``: per share, ``price x spread x factor x (1 + imbalance)`` on each fill, where the
   factor is ``slippage_factor`` normally and ``ssr_slippage_factor`` while short-sale
   restrictions are in force (the book thins out), and ``imbalance`` in [0, 1] is a volume
@@ -15,9 +21,15 @@ spread estimators return 0 when bars show no bid-ask bounce, and a zero-cost fil
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["CostModel", "TradeCosts", "trade_costs"]
+from smallcaps_assets.core.events import Direction
+
+__all__ = ["CostModel", "TradeCosts", "borrow_fee", "trade_costs"]
+
+_YEAR: Final = dt.timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class CostModel:
     slippage_factor: float = 0.5
     ssr_slippage_factor: float = 2.0
     min_spread: float = 0.001
+    borrow_fee_annual: float = 0.30
 
     def __post_init__(self) -> None:
         values = (
@@ -35,6 +48,7 @@ class CostModel:
             self.slippage_factor,
             self.ssr_slippage_factor,
             self.min_spread,
+            self.borrow_fee_annual,
         )
         if any(v < 0 for v in values):
             raise ValueError(f"cost parameters must be non-negative: {self}")
@@ -45,6 +59,7 @@ class TradeCosts:
     ecn_fees: float
     sec_fee: float
     slippage: float
+    borrow_fee: float = 0.0
 
     @property
     def fees(self) -> float:
@@ -52,7 +67,7 @@ class TradeCosts:
 
     @property
     def total(self) -> float:
-        return self.fees + self.slippage
+        return self.fees + self.slippage + self.borrow_fee
 
 
 def _slippage(
@@ -72,20 +87,35 @@ def trade_costs(
     ssr_at_exit: bool = False,
     imbalance: float = 0.0,
     model: CostModel | None = None,
+    direction: Direction = "long",
+    held: dt.timedelta = dt.timedelta(0),
 ) -> TradeCosts:
-    """Costs in dollars of a long round trip of ``shares`` shares."""
+    """Costs in dollars of a round trip of ``shares`` shares in ``direction``, held for
+    ``held`` (which only a short's borrow fee depends on)."""
     model = model or CostModel()
     if shares < 0 or entry_price <= 0 or exit_price <= 0:
         raise ValueError(
             f"shares must be >= 0 and prices > 0 (got {shares}, {entry_price}, {exit_price})"
         )
+    if direction not in ("long", "short") or held < dt.timedelta(0):
+        raise ValueError(f"direction must be long or short and held >= 0: {direction}, {held}")
     if not 0.0 <= imbalance <= 1.0:
         raise ValueError(f"imbalance must be within [0, 1], got {imbalance}")
     slippage = _slippage(entry_price, shares, spread, ssr_at_entry, imbalance, model) + _slippage(
         exit_price, shares, spread, ssr_at_exit, imbalance, model
     )
+    short = direction == "short"
+    sale_price = entry_price if short else exit_price
     return TradeCosts(
         ecn_fees=2.0 * shares * model.ecn_fee_per_share,
-        sec_fee=shares * exit_price * model.sec_fee_per_million / 1_000_000.0,
+        sec_fee=shares * sale_price * model.sec_fee_per_million / 1_000_000.0,
         slippage=slippage,
+        borrow_fee=borrow_fee(shares * entry_price, held, model) if short else 0.0,
     )
+
+
+def borrow_fee(notional: float, held: dt.timedelta, model: CostModel | None = None) -> float:
+    """Dollars to borrow ``notional`` of stock for ``held``: the annual rate pro rata over a
+    365-day calendar year."""
+    model = model or CostModel()
+    return notional * model.borrow_fee_annual * held / _YEAR

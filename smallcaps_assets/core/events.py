@@ -23,13 +23,18 @@ The rules (thresholds in :class:`PatternRules`):
 * ``parabolic_exhaustion``: after a 15-bar regression slope of log close of at least
   ``parabolic_slope`` per minute, a red bar with an upper wick at least half its range on
   volume at least ``burst_min`` times the previous ten bars' mean.
+
+Each pattern trades one way (:data:`DIRECTION`): ``vwap_reject`` (a failed retest of VWAP from
+below) and ``parabolic_exhaustion`` (a blow-off top) are short setups, the rest are long. Labels
+and the backtest trade each event in its pattern's direction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 import polars as pl
 
@@ -37,8 +42,10 @@ from smallcaps_assets.core.bars import conform
 from smallcaps_assets.core.minute import REGULAR_OPEN
 
 __all__ = [
+    "DIRECTION",
     "EVENTS_SCHEMA",
     "PATTERNS",
+    "Direction",
     "PatternRules",
     "annotate_bars",
     "detect_events",
@@ -54,6 +61,19 @@ PATTERNS: Final = (
     "halt_resumption",
     "parabolic_exhaustion",
 )
+
+Direction = Literal["long", "short"]
+
+# The side each pattern is traded on; stated once, read by labels and the backtest.
+DIRECTION: Final[Mapping[str, Direction]] = {
+    "orb": "long",
+    "vwap_reclaim": "long",
+    "vwap_reject": "short",
+    "first_pullback": "long",
+    "hod_breakout": "long",
+    "halt_resumption": "long",
+    "parabolic_exhaustion": "short",
+}
 
 EVENTS_SCHEMA: Final = pl.Schema(
     {

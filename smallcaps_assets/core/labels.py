@@ -5,12 +5,16 @@ Rules (all thresholds in :class:`BarrierRules`):
 * **Entry**: the open of the first regular-session bar starting at or after the event's ``ts``
   (the bar after the signal bar; after a halt, the resumption bar). ``entry_ts`` is that bar's
   start. Only regular-session bars form paths.
-* **Barriers**: take profit at ``entry * (1 + take_profit)``, stop at ``entry * (1 - stop)``,
-  timeout ``timeout_minutes`` after ``entry_ts`` (clock minutes, halts included).
+* **Direction**: each event is traded in its pattern's direction (``core.events.DIRECTION``).
+* **Barriers**: a long's take profit at ``entry * (1 + take_profit)``, its stop at
+  ``entry * (1 - stop)``; a short's are mirrored: take profit at ``entry * (1 - take_profit)``
+  (the price fell), stop at ``entry * (1 + stop)`` (the price rose). Timeout ``timeout_minutes``
+  after ``entry_ts`` (clock minutes, halts included).
 * **Path**: bars starting in ``[entry_ts, entry_ts + timeout)``, in order. For each bar:
   an open at or beyond a barrier exits at that open (a gap *through* the barrier, e.g. on a halt
-  resumption, fills at the open, not at the barrier); else a low at or under the stop exits at
-  the stop, else a high at or over the take profit exits at it. When one bar's range holds both
+  resumption, fills at the open, not at the barrier); else a bar trading through the stop (a
+  long's low at or under it, a short's high at or over it) exits at the stop, else one trading
+  through the take profit (a long's high, a short's low) exits at it. When one bar's range holds both
   barriers the stop wins: bars do not say which came first, and the pessimistic order keeps
   labels honest.
 * **Timeout**: exit at the close of the last bar of the path, stamped at the horizon's end. If
@@ -25,13 +29,16 @@ Rules (all thresholds in :class:`BarrierRules`):
   reason, ``ret``) are filled, because the backtest trades it.
 * An event without an entry bar gets ``path_complete = False`` and every other field null.
 
-``label`` is 1 when the barrier trade exits above its entry (``ret > 0``: the take profit, or a
-timeout above the entry), else 0. Not "take profit first": on real small-cap gap days a
+``ret`` is the trade's return in its direction: ``exit / entry - 1`` for a long,
+``1 - exit / entry`` for a short (sold at the entry, bought back at the exit), so a positive
+``ret`` is a trade that made money either way. ``label`` is 1 when the barrier trade exits in
+profit (``ret > 0``: the take profit, or a timeout on the right side of the entry), else 0. Not "take profit first": on real small-cap gap days a
 +15 % move inside 15 minutes is rare (about 0.2 % of events on the calibrated market, none of
 422 events on real GME/AMC bars), so that target has almost no positives to learn from, while
 the trade's outcome under the same barriers is what a trader is paid on (docs/decisions.md).
 ``exit_reason`` keeps which barrier ended the trade. Forward returns at 5 and 15 minutes are
-the last close before ``entry_ts + k`` minutes over the entry price.
+the last close before ``entry_ts + k`` minutes over the entry price, signed like ``ret`` (the
+trade's mark-to-market return then).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import polars as pl
 
 from smallcaps_assets.core import calendar
 from smallcaps_assets.core.bars import conform
+from smallcaps_assets.core.events import DIRECTION
 from smallcaps_assets.core.minute import regular_close_et
 from smallcaps_assets.core.schemas import OHLC
 
@@ -203,6 +211,13 @@ def label_events(
     close_p = np.concatenate([path.close, np.ones(pad)])
     halt_p = np.concatenate([path.halt, np.zeros(pad, np.bool_)])
 
+    # +1 for a long, -1 for a short: a short's barriers and returns are the long's mirrored.
+    side = np.where(
+        ev.get_column("pattern").replace_strict(DIRECTION, default="long").to_numpy() == "short",
+        -1.0,
+        1.0,
+    )
+    short = side < 0
     has_entry = code_p[entry] == codes
     entry_idx = np.where(has_entry, entry, size)
     entry_start = np.where(has_entry, start_p[entry_idx], 0)
@@ -220,13 +235,18 @@ def label_events(
     )
     path_len = np.count_nonzero(in_path, axis=1)
     entry_price = open_p[entry_idx]
-    tp = (entry_price * (1.0 + rules.take_profit))[:, None]
-    sl = (entry_price * (1.0 - rules.stop))[:, None]
+    tp = (entry_price * (1.0 + side * rules.take_profit))[:, None]
+    sl = (entry_price * (1.0 - side * rules.stop))[:, None]
+    # Prices times the side: "through the stop" is ``<= sl`` for both directions.
+    s = side[:, None]
     o = window(open_p)
-    gap_sl = in_path & (o <= sl)
-    gap_tp = in_path & (o >= tp) & ~gap_sl
-    hit_sl = gap_sl | (in_path & ~gap_tp & (window(low_p) <= sl))
-    hit_tp = gap_tp | (in_path & ~hit_sl & (window(high_p) >= tp))
+    high_w, low_w = window(high_p), window(low_p)
+    adverse = np.where(short[:, None], high_w, low_w)  # the extreme that reaches the stop
+    favourable = np.where(short[:, None], low_w, high_w)
+    gap_sl = in_path & (s * o <= s * sl)
+    gap_tp = in_path & (s * o >= s * tp) & ~gap_sl
+    hit_sl = gap_sl | (in_path & ~gap_tp & (s * adverse <= s * sl))
+    hit_tp = gap_tp | (in_path & ~hit_sl & (s * favourable >= s * tp))
     any_hit = hit_sl | hit_tp
     first = np.argmax(any_hit, axis=1)
     rows = np.arange(n)
@@ -260,12 +280,12 @@ def label_events(
         count = np.count_nonzero(
             in_path & (start_w < (entry_start + minutes * _MINUTE_MS)[:, None]), axis=1
         )
-        value = close_p[entry_idx + np.maximum(count - 1, 0)] / entry_price - 1.0
+        value = side * (close_p[entry_idx + np.maximum(count - 1, 0)] / entry_price - 1.0)
         return np.where(count > 0, value, np.nan)
 
     fwd5 = forward(min(5, width))
     fwd15 = forward(min(15, width))
-    ret = final_price / entry_price - 1.0
+    ret = side * (final_price / entry_price - 1.0)
     frame = ev.select("date", "ticker", "ts", "pattern").with_columns(
         path_complete=pl.Series(complete),
         entry_ts=pl.Series(np.where(has_entry, entry_start, -1)).cast(pl.Datetime("ms", "UTC")),
@@ -308,15 +328,27 @@ class _Bar:
     halt: bool
 
 
-def _forward_return(window: list[_Bar], entry_ms: int, price: float, minutes: int) -> float:
+def _forward_return(
+    window: list[_Bar], entry_ms: int, price: float, minutes: int, side: float
+) -> float:
     limit = entry_ms + minutes * _MINUTE_MS
     closes = [b.close for b in window if b.start < limit]
-    return closes[-1] / price - 1.0
+    return side * (closes[-1] / price - 1.0)
 
 
-def _walk(window: list[_Bar], tp: float, sl: float) -> tuple[str, float, int] | None:
+def _walk(window: list[_Bar], tp: float, sl: float, short: bool) -> tuple[str, float, int] | None:
     """The first barrier the path touches: (reason, price, exit ms), or None."""
     for b in window:
+        if short:
+            if b.open >= sl:
+                return ("stop", b.open, b.start)
+            if b.open <= tp:
+                return ("take_profit", b.open, b.start)
+            if b.high >= sl:
+                return ("stop", sl, b.start + _MINUTE_MS)
+            if b.low <= tp:
+                return ("take_profit", tp, b.start + _MINUTE_MS)
+            continue
         if b.open <= sl:
             return ("stop", b.open, b.start)
         if b.open >= tp:
@@ -363,7 +395,14 @@ def label_events_reference(
         complete = entry_ms + horizon <= close_ms
         end = min(entry_ms + horizon, close_ms)
         window = [b for b in path[entry_pos:] if b.start < end]
-        result = _walk(window, price * (1 + rules.take_profit), price * (1 - rules.stop))
+        short = DIRECTION.get(event["pattern"], "long") == "short"
+        side = -1.0 if short else 1.0
+        result = _walk(
+            window,
+            price * (1.0 + side * rules.take_profit),
+            price * (1.0 - side * rules.stop),
+            short,
+        )
         if result is None:
             last = window[-1]
             following = (
@@ -389,10 +428,14 @@ def label_events_reference(
             exit_ts=dt.datetime.fromtimestamp(exit_ms / 1000, dt.UTC),
             exit_price=exit_price,
             exit_reason=reason,
-            ret=exit_price / price - 1.0,
-            label=1 if exit_price > price else 0,
-            fwd_ret_5m=_forward_return(window, entry_ms, price, min(5, rules.timeout_minutes)),
-            fwd_ret_15m=_forward_return(window, entry_ms, price, min(15, rules.timeout_minutes)),
+            ret=side * (exit_price / price - 1.0),
+            label=1 if side * (exit_price - price) > 0 else 0,
+            fwd_ret_5m=_forward_return(
+                window, entry_ms, price, min(5, rules.timeout_minutes), side
+            ),
+            fwd_ret_15m=_forward_return(
+                window, entry_ms, price, min(15, rules.timeout_minutes), side
+            ),
         )
         if not complete:
             record.update(dict.fromkeys(_OUTCOME_FIELDS))

@@ -15,12 +15,15 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
+from smallcaps_assets.core.events import DIRECTION
+
 __all__ = [
     "SUMMARY_COLUMNS",
     "car",
     "drawdown_curve",
     "expectancy",
     "expectancy_t",
+    "hit_rate_by_direction",
     "hit_rate_by_pattern",
     "json_safe",
     "max_drawdown",
@@ -140,6 +143,7 @@ def summarize_backtest(
     )
     sessions = daily.height
     by_pattern = hit_rate_by_pattern(trades)
+    by_direction = hit_rate_by_direction(trades)
     _, gross_se, gross_t = expectancy_t(gross)
 
     def total(column: str) -> float:
@@ -165,6 +169,7 @@ def summarize_backtest(
         "hit_rate": float(np.mean(np.asarray(pnl) > 0)) if pnl else float("nan"),
         "auc_oos": oos_auc,
         "fees": total("ecn_fees") + total("sec_fee"),
+        "borrow_fees": total("borrow_fee") if "borrow_fee" in trades.columns else 0.0,
         "slippage": total("slippage"),
         "start": start.isoformat() if start else None,
         "end": end.isoformat() if end else None,
@@ -175,21 +180,58 @@ def summarize_backtest(
             (trades.get_column("shares") * trades.get_column("entry_price")).sum() or 0.0
         )
         / account,
-        "hit_rate_by_pattern": {str(p): float(h) for p, _, h in by_pattern.iter_rows()},
-        "trades_by_pattern": {str(p): int(n) for p, n, _ in by_pattern.iter_rows()},
+        "hit_rate_by_pattern": _by(by_pattern, "pattern", "hit_rate", float),
+        "trades_by_pattern": _by(by_pattern, "pattern", "trades", int),
+        "net_pnl_by_pattern": _by(by_pattern, "pattern", "net_pnl", float),
+        "direction_by_pattern": _by(by_pattern, "pattern", "direction", str),
+        "hit_rate_by_direction": _by(by_direction, "direction", "hit_rate", float),
+        "trades_by_direction": _by(by_direction, "direction", "trades", int),
+        "net_pnl_by_direction": _by(by_direction, "direction", "net_pnl", float),
         "equity": equity.tolist(),
         "car_mdd": cagr / drawdown if drawdown else math.nan,
     }
     return summary
 
 
-def hit_rate_by_pattern(trades: pl.DataFrame) -> pl.DataFrame:
-    """Per pattern: trades and the share of them with a positive net P&L."""
-    return (
-        trades.group_by("pattern")
-        .agg(trades=pl.len().cast(pl.Int64), hit_rate=(pl.col("net_pnl") > 0).mean())
-        .sort("pattern")
+def _by(table: pl.DataFrame, key: str, value: str, kind: Any) -> dict[str, Any]:
+    return {str(k): kind(v) for k, v in table.select(key, value).iter_rows()}
+
+
+def _with_direction(trades: pl.DataFrame) -> pl.DataFrame:
+    """Trades with their ``direction``: the column when stored, else the pattern's."""
+    if "direction" in trades.columns:
+        return trades
+    return trades.with_columns(
+        direction=pl.col("pattern").replace_strict(
+            DIRECTION, default="long", return_dtype=pl.String
+        )
     )
+
+
+def _hit_table(trades: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    return (
+        _with_direction(trades)
+        .group_by(keys)
+        .agg(
+            trades=pl.len().cast(pl.Int64),
+            hit_rate=(pl.col("net_pnl") > 0).mean(),
+            net_pnl=pl.col("net_pnl").sum().cast(pl.Float64),
+        )
+        .select(keys[0], "trades", "hit_rate", *keys[1:], "net_pnl")
+        .sort(keys[0])
+    )
+
+
+def hit_rate_by_pattern(trades: pl.DataFrame) -> pl.DataFrame:
+    """Per pattern: trades, the share of them with a positive net P&L, the pattern's direction
+    and its total net P&L in dollars."""
+    return _hit_table(trades, ["pattern", "direction"])
+
+
+def hit_rate_by_direction(trades: pl.DataFrame) -> pl.DataFrame:
+    """Per direction (long, short): trades, the share with a positive net P&L and the total net
+    P&L in dollars."""
+    return _hit_table(trades, ["direction"])
 
 
 SUMMARY_COLUMNS: Final = (

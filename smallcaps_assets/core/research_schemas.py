@@ -88,10 +88,12 @@ TRADES_MODEL: Final = pa.DataFrameSchema(
         "exit_ts": pa.Column(_UTC_MS),
         "exit_price": pa.Column(pl.Float64, checks=pa.Check.gt(0)),
         "exit_reason": pa.Column(pl.String, checks=pa.Check.isin(list(EXIT_REASONS))),
+        "direction": pa.Column(pl.String, checks=pa.Check.isin(["long", "short"])),
         "shares": pa.Column(pl.Float64, checks=pa.Check.ge(1)),
         "gross_pnl": pa.Column(pl.Float64),
         "ecn_fees": pa.Column(pl.Float64, checks=pa.Check.ge(0)),
         "sec_fee": pa.Column(pl.Float64, checks=pa.Check.ge(0)),
+        "borrow_fee": pa.Column(pl.Float64, checks=pa.Check.ge(0)),
         "slippage": pa.Column(pl.Float64, checks=pa.Check.ge(0)),
         "net_pnl": pa.Column(pl.Float64),
     },
@@ -109,13 +111,23 @@ TRADES_MODEL: Final = pa.DataFrameSchema(
                         pl.col("gross_pnl")
                         - pl.col("ecn_fees")
                         - pl.col("sec_fee")
+                        - pl.col("borrow_fee")
                         - pl.col("slippage")
                         - pl.col("net_pnl")
                     ).abs()
                     < 1e-6
                 ).alias("net_is_gross_less_costs")
             ),
-            name="net P&L = gross - fees - slippage",
+            name="net P&L = gross - fees - borrow fee - slippage",
+        ),
+        pa.Check(
+            lambda data: data.lazyframe.select(
+                (
+                    pl.col("direction")
+                    == pl.col("pattern").replace_strict(events.DIRECTION, default=None)
+                ).alias("direction_of_the_pattern")
+            ),
+            name="each trade in its pattern's direction",
         ),
     ],
     unique=["ticker", "entry_ts", "pattern"],
@@ -146,6 +158,8 @@ HIT_RATE_BY_PATTERN_MODEL: Final = pa.DataFrameSchema(
         "pattern": pa.Column(pl.String, checks=_PATTERN, unique=True),
         "trades": pa.Column(pl.Int64, checks=pa.Check.ge(1)),
         "hit_rate": pa.Column(pl.Float64, checks=_PROBABILITY),
+        "direction": pa.Column(pl.String, checks=pa.Check.isin(["long", "short"])),
+        "net_pnl": pa.Column(pl.Float64),
     },
     strict=True,
     name="HitRateByPatternModel",

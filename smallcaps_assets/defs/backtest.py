@@ -36,6 +36,11 @@ SUMMARY_FILE = "reports/backtest_summary.json"
 
 
 class BacktestSettingsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Risk rules and costs of the backtest (``core.backtest``, ``core.costs``).
+    ``borrow_fee_annual`` is the annualized borrow rate shorts pay on their notional for the
+    time held (default 30 %); locates are assumed available, and no short is entered while the
+    ticker is under the short-sale restriction (Rule 201)."""
+
     account_size: float = 100_000.0
     risk_per_trade: float = 0.005
     max_position_fraction: float = 0.2
@@ -48,6 +53,7 @@ class BacktestSettingsResource(dg.ConfigurableResource):  # type: ignore[type-ar
     slippage_factor: float = 0.5
     ssr_slippage_factor: float = 2.0
     min_spread: float = 0.001
+    borrow_fee_annual: float = 0.30
 
     def rules(self) -> backtest.RiskRules:
         return backtest.RiskRules(
@@ -67,6 +73,7 @@ class BacktestSettingsResource(dg.ConfigurableResource):  # type: ignore[type-ar
             slippage_factor=self.slippage_factor,
             ssr_slippage_factor=self.ssr_slippage_factor,
             min_spread=self.min_spread,
+            borrow_fee_annual=self.borrow_fee_annual,
         )
 
 
@@ -121,9 +128,10 @@ def _trades_checks() -> CheckSet:
     automation_condition=automation.when_month_ends(),
     partitions_def=months,
     deps=[PREDICTIONS_KEY],
-    description="Trades of month M's selected out-of-sample events: next-bar-open entries, "
-    "take profit / stop / timeout exits, ATR sizing, participation cap, daily loss and "
-    "drawdown stops, ECN + SEC fees and spread slippage.",
+    description="Trades of month M's selected out-of-sample events, long or short by pattern: "
+    "next-bar-open entries, take profit / stop / timeout exits, ATR sizing, participation cap, "
+    "daily loss and drawdown stops, no shorts under SSR, ECN + SEC fees, borrow fees and "
+    "spread slippage.",
     check_specs=_trades_checks().specs(),
     kinds={"polars", "parquet"},
 )
@@ -277,6 +285,18 @@ def _publish_report(
             performance.json_safe(summary["hit_rate_by_pattern"])
         ),
         "trades_by_pattern": dg.MetadataValue.json(summary["trades_by_pattern"]),
+        "by_direction": dg.MetadataValue.json(
+            performance.json_safe(
+                {
+                    d: {
+                        "trades": n,
+                        "hit_rate": summary["hit_rate_by_direction"][d],
+                        "net_pnl": summary["net_pnl_by_direction"][d],
+                    }
+                    for d, n in summary["trades_by_direction"].items()
+                }
+            )
+        ),
         "equity_curve": image(equity_png),
         "drawdown": image(drawdown_png),
         "summary_file": dg.MetadataValue.path(path),

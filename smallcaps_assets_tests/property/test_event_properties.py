@@ -1,5 +1,6 @@
 """Properties of the research core: features never see data stamped after their event, and the
-vectorized triple-barrier labeller equals the plain per-event loop."""
+vectorized triple-barrier labeller equals the plain per-event loop, and a short on a path
+mirrored around its entry has the outcome of the long on the original path."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import datetime as dt
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smallcaps_assets.core import features, labels
-from smallcaps_assets.core.events import detect_events
+from smallcaps_assets.core.events import DIRECTION, PATTERNS, detect_events
 from smallcaps_assets.core.minute import process_minute_bars
 from smallcaps_assets.sources import parsers
-from smallcaps_assets_tests.minute_fixtures import DAY, NY
+from smallcaps_assets_tests.minute_fixtures import DAY, NY, bars_from
 
 settings.register_profile(
     "events", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -191,7 +193,13 @@ def test_fast_labeller_equals_the_per_event_loop(bars: pl.DataFrame, data: st.Da
             "date": [DAY] * len(extra_minutes),
             "ticker": ["AAA"] * len(extra_minutes),
             "ts": [(OPEN + dt.timedelta(minutes=m)).astimezone(dt.UTC) for m in extra_minutes],
-            "pattern": ["orb"] * len(extra_minutes),
+            "pattern": data.draw(
+                st.lists(
+                    st.sampled_from(PATTERNS),
+                    min_size=len(extra_minutes),
+                    max_size=len(extra_minutes),
+                )
+            ),
         },
         schema={
             "date": pl.Date(),
@@ -211,3 +219,76 @@ def test_fast_labeller_equals_the_per_event_loop(bars: pl.DataFrame, data: st.Da
     fast = labels.label_events(events, bars, DAY, rules)
     slow = labels.label_events_reference(events, bars, DAY, rules)
     assert fast.equals(slow)
+
+
+LONG_PATTERN = next(p for p, d in DIRECTION.items() if d == "long")
+SHORT_PATTERN = next(p for p, d in DIRECTION.items() if d == "short")
+
+
+@st.composite
+def cent_paths(draw: st.DrawFn) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Opens, highs, lows and closes in whole cents; the 09:31 bar (the entry) opens at 10.00,
+    later bars may gap. Barriers are set on half cents, so no price ties a barrier."""
+    n = draw(st.integers(3, 25))
+    opens: list[float] = []
+    closes: list[float] = []
+    highs: list[float] = []
+    lows: list[float] = []
+    previous = 1000
+    for i in range(n):
+        gap = draw(st.integers(-150, 150)) if draw(st.booleans()) else 0
+        o = 1000 if i == 1 else min(1800, max(200, previous + gap))
+        c = min(1800, max(200, o + draw(st.integers(-120, 120))))
+        h = max(o, c) + draw(st.integers(0, 80))
+        lo = max(150, min(o, c) - draw(st.integers(0, 80)))
+        opens.append(o / 100)
+        closes.append(c / 100)
+        highs.append(h / 100)
+        lows.append(lo / 100)
+        previous = c
+    return opens, highs, lows, closes
+
+
+@given(path=cent_paths(), holes=st.sets(st.integers(2, 24), max_size=6))
+def test_a_short_on_the_mirrored_path_has_the_longs_outcome(
+    path: tuple[list[float], list[float], list[float], list[float]], holes: set[int]
+) -> None:
+    opens, highs, lows, closes = path
+    entry = 10.0
+
+    def mirror(values: list[float]) -> list[float | None]:
+        return [round(2 * entry - v, 2) for v in values]
+
+    rules = labels.BarrierRules(take_profit=0.0525, stop=0.0375, timeout_minutes=15)
+    skip = {i for i in holes if i < len(closes)}
+    up = bars_from(closes, opens=list(opens), highs=list(highs), lows=list(lows), skip=skip)
+    down = bars_from(
+        mirror(closes),  # type: ignore[arg-type]
+        opens=mirror(opens),
+        highs=mirror(lows),
+        lows=mirror(highs),
+        skip=skip,
+    )
+    ts = dt.datetime.combine(DAY, dt.time(9, 31), tzinfo=NY).astimezone(dt.UTC)
+
+    def event(pattern: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"date": [DAY], "ticker": ["AAA"], "ts": [ts], "pattern": [pattern]},
+            schema={
+                "date": pl.Date(),
+                "ticker": pl.String(),
+                "ts": pl.Datetime("ms", "UTC"),
+                "pattern": pl.String(),
+            },
+        )
+
+    long_ = labels.label_events(event(LONG_PATTERN), up, DAY, rules)
+    short = labels.label_events(event(SHORT_PATTERN), down, DAY, rules)
+    assert short.equals(labels.label_events_reference(event(SHORT_PATTERN), down, DAY, rules))
+    a, b = long_.row(0, named=True), short.row(0, named=True)
+    assert a["entry_price"] == b["entry_price"] == entry
+    for same in ("exit_reason", "exit_ts", "entry_ts", "label", "path_complete"):
+        assert a[same] == b[same], (same, a, b)
+    assert b["exit_price"] == pytest.approx(2 * entry - a["exit_price"])
+    for signed in ("ret", "fwd_ret_5m", "fwd_ret_15m"):
+        assert b[signed] == pytest.approx(a[signed], abs=1e-12), (signed, a, b)

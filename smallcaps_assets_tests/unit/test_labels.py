@@ -12,14 +12,17 @@ from smallcaps_assets.core.event_schemas import (
     labels_cover_events,
     labels_point_in_time,
 )
+from smallcaps_assets.core.events import DIRECTION, PATTERNS
 from smallcaps_assets.core.labels import BarrierRules, label_events, label_events_reference
 from smallcaps_assets_tests.minute_fixtures import DAY, NY, bars_from
 
 
-def event_at(hhmm: str, ticker: str = "AAA", day: dt.date = DAY) -> pl.DataFrame:
+def event_at(
+    hhmm: str, ticker: str = "AAA", day: dt.date = DAY, pattern: str = "orb"
+) -> pl.DataFrame:
     ts = dt.datetime.combine(day, dt.time.fromisoformat(hhmm), tzinfo=NY).astimezone(dt.UTC)
     return pl.DataFrame(
-        {"date": [day], "ticker": [ticker], "ts": [ts], "pattern": ["orb"]},
+        {"date": [day], "ticker": [ticker], "ts": [ts], "pattern": [pattern]},
         schema={
             "date": pl.Date(),
             "ticker": pl.String(),
@@ -29,8 +32,13 @@ def event_at(hhmm: str, ticker: str = "AAA", day: dt.date = DAY) -> pl.DataFrame
     )
 
 
-def label(bars: pl.DataFrame, hhmm: str = "09:31", rules: BarrierRules | None = None) -> dict:
-    events = event_at(hhmm)
+def label(
+    bars: pl.DataFrame,
+    hhmm: str = "09:31",
+    rules: BarrierRules | None = None,
+    pattern: str = "orb",
+) -> dict:
+    events = event_at(hhmm, pattern=pattern)
     fast = label_events(events, bars, DAY, rules)
     assert fast.equals(label_events_reference(events, bars, DAY, rules))
     return fast.row(0, named=True)
@@ -88,6 +96,78 @@ def test_a_gap_through_the_stop_fills_at_the_open_not_the_stop():
     assert row["exit_reason"] == "stop"
     assert row["exit_price"] == 8.3
     assert row["ret"] == pytest.approx(-0.17)
+
+
+SHORT = "vwap_reject"  # a short pattern (core.events.DIRECTION)
+
+
+def test_every_pattern_declares_a_direction_and_the_fading_ones_are_short():
+    assert set(DIRECTION) == set(PATTERNS)
+    assert {p for p, d in DIRECTION.items() if d == "short"} == {
+        "vwap_reject",
+        "parabolic_exhaustion",
+    }
+
+
+def test_a_short_takes_profit_when_the_price_falls_by_the_take_profit():
+    # Entry 10.0 at the 09:31 open; the short's take profit is 8.5, its stop 11.0.
+    closes = [10.0, 9.8, 9.2, 8.7, 8.6]
+    lows = [None, None, None, 8.45, None]
+    row = label(bars_from(closes, lows=lows), pattern=SHORT)
+    assert row["exit_reason"] == "take_profit"
+    assert row["exit_price"] == pytest.approx(8.5)
+    assert et(row["exit_ts"]) == "09:34"
+    assert row["ret"] == pytest.approx(0.15)  # positive: the short made money
+    assert row["label"] == 1
+
+
+def test_a_short_is_stopped_when_the_price_rises_by_the_stop():
+    closes = [10.0, 10.2, 10.6, 10.9, 10.8]
+    highs = [None, None, None, None, 11.05]
+    row = label(bars_from(closes, highs=highs), pattern=SHORT)
+    assert row["exit_reason"] == "stop"
+    assert row["exit_price"] == pytest.approx(11.0)
+    assert row["ret"] == pytest.approx(-0.10)
+    assert row["label"] == 0
+
+
+def test_a_short_gapping_through_its_stop_fills_at_the_open():
+    closes = [10.0, 10.1, 11.9, 12.0]
+    opens = [None, None, 11.8, None]
+    row = label(bars_from(closes, opens=opens), pattern=SHORT)
+    assert row["exit_reason"] == "stop"
+    assert row["exit_price"] == 11.8  # the open, beyond the 11.0 stop
+    assert et(row["exit_ts"]) == "09:32"
+    assert row["ret"] == pytest.approx(-0.18)
+    assert row["label"] == 0
+
+
+def test_a_short_gapping_through_its_take_profit_fills_at_the_open():
+    closes = [10.0, 10.0, 8.1, 8.0]
+    opens = [None, None, 8.2, None]
+    row = label(bars_from(closes, opens=opens), pattern=SHORT)
+    assert row["exit_reason"] == "take_profit"
+    assert row["exit_price"] == 8.2
+    assert row["ret"] == pytest.approx(0.18)
+
+
+def test_a_short_with_both_barriers_inside_one_bar_counts_as_the_stop():
+    closes = [10.0, 10.1, 10.0, 10.2]
+    highs = [None, None, 11.2, None]
+    lows = [None, None, 8.3, None]
+    row = label(bars_from(closes, highs=highs, lows=lows), pattern=SHORT)
+    assert row["exit_reason"] == "stop"
+    assert row["exit_price"] == pytest.approx(11.0)
+
+
+def test_a_short_timing_out_below_its_entry_wins_with_signed_forward_returns():
+    closes = [10.0] + [10.0 - 0.01 * i for i in range(1, 25)]
+    row = label(bars_from(closes), pattern=SHORT)
+    assert row["exit_reason"] == "timeout"
+    assert row["ret"] == pytest.approx(1 - closes[15] / 10.0)
+    assert row["ret"] > 0
+    assert row["label"] == 1
+    assert row["fwd_ret_5m"] == pytest.approx(1 - closes[5] / 10.0)
 
 
 def test_timeout_exits_at_the_last_close_of_the_horizon():

@@ -122,6 +122,10 @@ def test_the_backtest_summary_adds_up_the_trades():
     assert summary["equity"] == pytest.approx([100_100.0, 100_050.0, 100_080.0])
     assert summary["hit_rate_by_pattern"] == {"gap_and_go": 0.5, "vwap_reclaim": 1.0}
     assert summary["trades_by_pattern"] == {"gap_and_go": 2, "vwap_reclaim": 1}
+    assert summary["net_pnl_by_pattern"] == {"gap_and_go": 50.0, "vwap_reclaim": 30.0}
+    # Trades stored without a direction take their pattern's (unknown patterns: long).
+    assert summary["hit_rate_by_direction"] == {"long": pytest.approx(2 / 3)}
+    assert summary["borrow_fees"] == 0.0
     assert summary["exposure_minutes_per_session"] == pytest.approx(15.0)
     assert summary["turnover"] == pytest.approx(3 * 500.0 / 100_000.0)
     assert summary["start"] == "2024-03-04"
@@ -135,3 +139,24 @@ def test_an_empty_backtest_summarizes_without_dividing_by_zero():
     assert summary["n_trades"] == 0
     assert summary["equity"] == [100_000.0]
     assert summary["turnover"] == 0.0
+
+
+def test_hit_rates_and_pnl_per_pattern_and_direction():
+    from smallcaps_assets.core.performance import hit_rate_by_pattern, summarize_backtest
+
+    trades = _trades(
+        [100.0, -50.0, 30.0, -10.0], ["orb", "orb", "vwap_reject", "parabolic_exhaustion"]
+    ).with_columns(direction=pl.Series(["long", "long", "short", "short"]), borrow_fee=pl.lit(0.25))
+    summary = summarize_backtest(trades, 100_000.0, 0.55, "simulated")
+    assert summary["hit_rate_by_direction"] == {"long": 0.5, "short": 0.5}
+    assert summary["trades_by_direction"] == {"long": 2, "short": 2}
+    assert summary["net_pnl_by_direction"] == {"long": 50.0, "short": 20.0}
+    assert summary["direction_by_pattern"] == {
+        "orb": "long",
+        "parabolic_exhaustion": "short",
+        "vwap_reject": "short",
+    }
+    assert summary["hit_rate_by_pattern"]["vwap_reject"] == 1.0
+    assert summary["borrow_fees"] == pytest.approx(1.0)
+    table = hit_rate_by_pattern(trades)
+    assert table.columns == ["pattern", "trades", "hit_rate", "direction", "net_pnl"]

@@ -68,10 +68,12 @@ def _trades() -> pl.DataFrame:
                 "exit_ts": [TS + dt.timedelta(minutes=16)],
                 "exit_price": [5.5],
                 "exit_reason": ["take_profit"],
+                "direction": ["long"],
                 "shares": [100.0],
                 "gross_pnl": [50.0],
                 "ecn_fees": [0.6],
                 "sec_fee": [0.02],
+                "borrow_fee": [0.0],
                 "slippage": [1.0],
                 "net_pnl": [48.38],
             }
@@ -104,7 +106,15 @@ def _summary() -> pl.DataFrame:
 
 def _by_pattern() -> pl.DataFrame:
     return _cast(
-        pl.DataFrame({"pattern": ["orb"], "trades": [4], "hit_rate": [0.5]}),
+        pl.DataFrame(
+            {
+                "pattern": ["orb"],
+                "trades": [4],
+                "hit_rate": [0.5],
+                "direction": ["long"],
+                "net_pnl": [120.0],
+            }
+        ),
         rs.HIT_RATE_BY_PATTERN_MODEL,
     )
 
@@ -156,6 +166,12 @@ def test_a_good_frame_passes_and_a_bad_one_fails(name):
     report = validate_schema(model, BAD[name](frame))
     assert not report.passed, name
     assert report.sample
+
+
+def test_a_trade_against_its_patterns_direction_fails():
+    assert validate_schema(rs.TRADES_MODEL, _trades()).passed
+    wrong_side = _trades().with_columns(direction=pl.lit("short"))
+    assert not validate_schema(rs.TRADES_MODEL, wrong_side).passed
 
 
 def test_trades_exiting_before_entry_and_a_card_without_events_fail():

@@ -29,6 +29,7 @@ import pytest
 
 from smallcaps_assets import settings
 from smallcaps_assets.core import calendar, minute, universe
+from smallcaps_assets.core.events import DIRECTION
 from smallcaps_assets.core.storage import DataStore
 from smallcaps_assets.definitions import defs
 from smallcaps_assets.defs.resources import (
@@ -564,7 +565,14 @@ def test_gme_events_and_labels(march: Month) -> None:
         assert event["price"] == pytest.approx(seen["c"][-1], rel=1e-12)
     assert labels.height == 4
     assert dict(labels.group_by("exit_reason").len().iter_rows()) == {"timeout": 4}
-    assert labels["label"].sum() == 0
+    # vwap_reject is traded short: its return is the fall from entry to exit. On this day the
+    # long pullback timed out at a loss and the three VWAP rejections timed out below entry.
+    for row in labels.iter_rows(named=True):
+        sign = 1.0 if DIRECTION[row["pattern"]] == "long" else -1.0
+        assert row["ret"] == pytest.approx(sign * (row["exit_price"] / row["entry_price"] - 1.0))
+        assert row["label"] == int(row["ret"] > 0)
+    by_pattern = dict(labels.group_by("pattern").agg(pl.col("label").sum()).iter_rows())
+    assert by_pattern == {"first_pullback": 0, "vwap_reject": 3}
     # Every bar of the day is stored, tagged by its offset-aware start (04:00-19:59 ET).
     day_bars = yfinance_bars("GME").filter(pl.col("date") == GME_DAY)
     stored = march.read("processed", "minute_bars", "2022-04-01").sort("ts")

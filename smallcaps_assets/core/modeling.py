@@ -29,6 +29,7 @@ __all__ = [
     "lgbm_booster",
     "pooled_out_of_sample",
     "predict",
+    "score_features",
     "top_reasons",
 ]
 
@@ -124,8 +125,15 @@ def _scores(models: TrainedModels, x: pd.DataFrame) -> dict[str, npt.NDArray[np.
 
 def predict(models: TrainedModels, frame: pd.DataFrame) -> pd.DataFrame:
     """Scores of every model and the blend for the events of ``frame``."""
+    return pd.concat([frame.loc[:, list(KEY)], score_features(models, frame)], axis=1)
+
+
+def score_features(models: TrainedModels, frame: pd.DataFrame) -> pd.DataFrame:
+    """``score_lgbm``, ``score_catboost``, ``score`` (the blend) and ``selected`` for each row
+    of ``frame``, which needs only the ``FEATURE_COLUMNS`` (categoricals as ``category`` or as
+    plain strings; levels the models never saw score as missing)."""
     scores = _scores(models, _x(frame, models.categories))
-    out = frame.loc[:, list(KEY)].copy()
+    out = pd.DataFrame(index=frame.index)
     out["score_lgbm"] = scores["lgbm"]
     out["score_catboost"] = scores["catboost"]
     out["score"] = scores["blend"]

@@ -35,9 +35,19 @@ MODEL_KEY = dg.AssetKey([LAYER, "model"])
 PREDICTIONS_KEY = dg.AssetKey([LAYER, "predictions"])
 REGISTERED_MODEL = "smallcaps-gap-events"
 NEWEST_ALIAS = "newest"
-# The registered LightGBM classifier is stored as skops (MLflow's safe format), so serving it
-# needs skops; CatBoost is logged in its own cbm format.
-PIP_REQUIREMENTS = ["lightgbm==4.7.0", "catboost==1.2.10", "skops==0.16.0", "pandas", "numpy"]
+# The registered model is a pyfunc (core/registry_model.py) whose artifacts are the month's
+# bundle (LightGBM text, CatBoost cbm, manifest.json); the package is logged as its code, and
+# these are what that code imports.
+PIP_REQUIREMENTS = [
+    "lightgbm==4.7.0",
+    "catboost==1.2.10",
+    "pandas",
+    "numpy",
+    "polars",
+    "pyarrow",
+    "fsspec",
+    "pandera",
+]
 MANIFEST_DIGEST = "model_manifest_sha256"
 
 
@@ -333,7 +343,7 @@ def _publish_model(
         "git_commit": _git_commit(),
         "data_source": source,
     }
-    run_id = _log_to_mlflow(mlflow_tracking, month, fit, split, windows, tags)
+    run_id = _log_to_mlflow(mlflow_tracking, store, saved, month, fit, split, windows, tags)
     return {
         "train_events": split.sizes["train"],
         "validation_events": split.sizes["validation"],
@@ -358,6 +368,8 @@ def _publish_model(
 
 def _log_to_mlflow(
     resource: MLflowResource,
+    store: DataStore,
+    saved: model_store.SavedModels,
     month: dt.date,
     fit: model_month.MonthFit,
     split: model_month.MonthSplit,
@@ -368,9 +380,13 @@ def _log_to_mlflow(
     valid_metrics, test_metrics = fit.validation_metrics, fit.test_metrics
     y_test, test_scores = fit.test_labels, fit.test_scores
     mlflow = resource.client()
-    from mlflow.models import infer_signature
-
-    x_example = split.train.loc[:, list(modeling.FEATURE_COLUMNS)].head(5)
+    # Categoricals as plain strings: what a caller of the registry has, and JSON-safe.
+    x_example = (
+        split.train.loc[:, list(modeling.FEATURE_COLUMNS)]
+        .head(5)
+        .astype(dict.fromkeys(CATEGORICAL_FEATURES, str))
+        .reset_index(drop=True)
+    )
     with mlflow.start_run(run_name=f"walk-forward {month:%Y-%m}") as run:
         mlflow.set_tags(tags)
         mlflow.log_params(
@@ -401,30 +417,52 @@ def _log_to_mlflow(
         mlflow.log_image(png_image(calibration_png(y_test, test_scores)), "calibration.png")
         mlflow.log_text(models.feature_importance.to_csv(index=False), "feature_importance.csv")
         mlflow.log_text(json.dumps(models.weights), "blend_weights.json")
-        signature = infer_signature(x_example, models.lgbm.predict_proba(x_example)[:, 1])
-        info = mlflow.lightgbm.log_model(
-            models.lgbm,
-            name="lgbm",
-            signature=signature,
+        info = _log_registry_model(mlflow, store, saved, month, models, x_example)
+        _alias_newest(mlflow, month, info.registered_model_version)
+        return str(run.info.run_id)
+
+
+def _log_registry_model(
+    mlflow: Any,
+    store: DataStore,
+    saved: model_store.SavedModels,
+    month: dt.date,
+    models: modeling.TrainedModels,
+    x_example: Any,
+) -> Any:
+    """Register the pyfunc that scores with the month's bundle as it was saved (the very
+    bytes ``ml/predictions`` and ``research/watchlist`` load), with signature and example."""
+    import tempfile
+
+    from smallcaps_assets.core import registry_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        files = {m: a["file"] for m, a in saved.artifacts.items()}
+        for name in (model_store.MANIFEST, *files.values()):
+            payload = store.read_bytes(f"{model_store.bundle_dir(month)}/{name}")
+            if payload is None:
+                raise FileNotFoundError(f"{model_store.bundle_dir(month)}/{name} vanished")
+            (directory / name).write_bytes(payload)
+        manifest = (directory / model_store.MANIFEST).read_bytes()
+        if model_store.sha256(manifest) != saved.manifest_sha256:
+            raise model_store.ModelBundleError(
+                f"{model_store.manifest_file(month)} changed while ml/model was logging it"
+            )
+        output = modeling.score_features(models, x_example).loc[
+            :, list(registry_model.OUTPUT_COLUMNS)
+        ]
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=registry_model.BundleModel(),
+            artifacts=registry_model.artifacts_for(directory, files),
+            model_config=registry_model.model_config(month, saved.manifest_sha256),
+            code_paths=[str(Path(registry_model.__file__).parents[1])],
+            signature=registry_model.signature(x_example, output),
             input_example=x_example,
             pip_requirements=PIP_REQUIREMENTS,
             registered_model_name=REGISTERED_MODEL,
-            # MLflow's default off Databricks; explicit so a Databricks tracking URI does not
-            # switch the registered model to cloudpickle.
-            serialization_format="skops",
         )
-        cat_example = x_example.astype(dict.fromkeys(CATEGORICAL_FEATURES, str))
-        mlflow.catboost.log_model(
-            models.catboost,
-            name="catboost",
-            signature=infer_signature(
-                cat_example, models.catboost.predict_proba(cat_example)[:, 1]
-            ),
-            input_example=cat_example,
-            pip_requirements=PIP_REQUIREMENTS,
-        )
-        _alias_newest(mlflow, month, info.registered_model_version)
-        return str(run.info.run_id)
 
 
 def _alias_newest(mlflow: Any, month: dt.date, version: Any) -> None:

@@ -349,3 +349,39 @@ def test_a_model_month_logs_to_the_tracking_server_the_environment_names(env, mo
     runs = mlflow.search_runs(experiment_names=["smallcaps-walk-forward"], output_format="list")
     assert [run.info.run_id for run in runs] == [run_id.value]
     assert not (env / "local_mlruns").exists()
+
+
+def test_the_registered_model_scores_a_watchlist_day_through_pyfunc_as_the_project_does(env):
+    import mlflow
+
+    from smallcaps_assets.core import model_store, modeling
+    from smallcaps_assets.core.features import CATEGORICAL_FEATURES
+
+    assert _run(env, "2024-08-01").success
+    mlflow.set_tracking_uri(f"sqlite:///{env / 'mlruns' / 'mlflow.db'}")
+    registered = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{NEWEST_ALIAS}")
+
+    store = DataStore(str(env / "data"))
+    matrix = modeling.design_matrix(store.read("features", "events", dt.date(2024, 8, 15)))
+    ours = modeling.predict(model_store.load_models(store, dt.date(2024, 8, 1)), matrix)
+    theirs = registered.predict(matrix.loc[:, list(modeling.FEATURE_COLUMNS)])
+    assert len(theirs) == len(ours) == 12
+    for column in ("score", "score_lgbm", "score_catboost"):
+        assert theirs[column].to_numpy() == pytest.approx(ours[column].to_numpy(), abs=1e-9)
+    assert theirs["selected"].tolist() == ours["selected"].tolist()
+    # Categoricals as plain strings (what a caller without the project's design matrix has).
+    as_strings = matrix.loc[:, list(modeling.FEATURE_COLUMNS)].astype(
+        dict.fromkeys(CATEGORICAL_FEATURES, str)
+    )
+    assert registered.predict(as_strings)["score"].to_numpy() == pytest.approx(
+        ours["score"].to_numpy(), abs=1e-9
+    )
+
+    # The registered input example scores too, and the model is the pyfunc over the bundle.
+    example = registered.input_example
+    assert example is not None
+    scored = registered.predict(example)
+    assert list(scored.columns) == ["score", "score_lgbm", "score_catboost", "selected"]
+    assert len(scored) == len(example)
+    assert scored["score"].between(0, 1).all()
+    assert registered.metadata.get_model_info().flavors.keys() == {"python_function"}

@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 TIMEZONE: Final = "America/New_York"
-GAPPER_COLUMNS: Final = ("ticker", "gap_pct", "premarket_volume", "premarket_rvol", "is_watchlist")
 GAPPER_SCHEMA: Final = pl.Schema(
     {
         "ticker": pl.String(),
@@ -32,6 +31,7 @@ GAPPER_SCHEMA: Final = pl.Schema(
         "is_watchlist": pl.Boolean(),
     }
 )
+GAPPER_COLUMNS: Final = tuple(GAPPER_SCHEMA.names())
 NEWS_SCHEMA: Final = pl.Schema(
     {"ticker": pl.String(), "published_et": pl.String(), "title": pl.String()}
 )

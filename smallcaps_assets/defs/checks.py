@@ -167,10 +167,11 @@ class PartitionPublisher:
     """Write-audit-publish for the partitions of one run.
 
     ``submit`` audits a partition's frame with its check reports and publishes it (``publish``: an
-    atomic write to the store) only when every blocking check passed; otherwise the frame goes to
-    the store's quarantine and the partition keeps its earlier file. ``result`` then either returns
-    the run's MaterializeResult (all published) or logs the published partitions' materializations
-    and every check's evaluation and fails the step, naming each rejected partition.
+    atomic write to the store) only when every blocking check passed, recording ``describe`` of
+    what was published as the partition's metadata; otherwise the frame goes to the store's
+    quarantine and the partition keeps its earlier file. ``outcome`` then either yields the run's
+    MaterializeResult (all published) or yields the published partitions' materializations and
+    every check's result and fails the step, naming each rejected partition.
     """
 
     def __init__(
@@ -196,7 +197,7 @@ class PartitionPublisher:
         frame: pl.DataFrame,
         reports: dict[str, CheckReport],
         publish: Callable[[], Published],
-        describe: Callable[[Published], dict[str, Any]] | None = None,
+        describe: Callable[[Published], dict[str, Any]],
     ) -> Published | None:
         self.checks.record(key, reports)
         missing = set(self.checks.reports) - set(reports)
@@ -205,8 +206,7 @@ class PartitionPublisher:
         failed = self.checks.blocking_failures(reports)
         if not failed:
             published = publish()
-            if describe is not None:
-                self.published[key] = describe(published)
+            self.published[key] = describe(published)
             return published
         path = self.store.quarantine(
             self.layer,
@@ -227,10 +227,6 @@ class PartitionPublisher:
         """A partition not built because an input it reads was rejected by its own checks."""
         self.rejected[key] = f"not built: {error}"
         self.context.log.error(f"{self.asset_name} {key} {self.rejected[key]}")
-
-    def describe(self, key: str, metadata: dict[str, Any]) -> None:
-        """Metadata of a published partition."""
-        self.published[key] = metadata
 
     @property
     def asset_name(self) -> str:

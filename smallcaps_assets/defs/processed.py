@@ -42,7 +42,7 @@ from smallcaps_assets.core.processed_schemas import (
     check_point_in_time,
     universe_model,
 )
-from smallcaps_assets.core.storage import DataStore, RejectedPartitionError
+from smallcaps_assets.core.storage import DataStore, RejectedPartitionError, WriteReport
 from smallcaps_assets.core.universe import UniverseRules
 from smallcaps_assets.core.validation import (
     CheckReport,
@@ -396,6 +396,17 @@ def _month_table(rows: list[tuple[str, dict[str, Any]]], fields: Mapping[str, st
     return markdown_table(table.columns, table.rows())
 
 
+def _partition_metadata(out: DayOutput, report: WriteReport) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "dagster/row_count": out.frame.height,
+        "path": dg.MetadataValue.path(report.path),
+        **out.metadata,
+    }
+    if out.stats is not None:
+        metadata["cleaning"] = dg.MetadataValue.json(out.stats)
+    return metadata
+
+
 def materialize_processed(
     context: dg.AssetExecutionContext,
     dataset: ProcessedDataset,
@@ -436,17 +447,10 @@ def materialize_processed(
                 model=model,
             ),
             functools.partial(store.write, dataset.layer, dataset.name, day, out.frame),
+            functools.partial(_partition_metadata, out),
         )
         if report is None:
             continue
-        metadata: dict[str, Any] = {
-            "dagster/row_count": out.frame.height,
-            "path": dg.MetadataValue.path(report.path),
-            **out.metadata,
-        }
-        if out.stats is not None:
-            metadata["cleaning"] = dg.MetadataValue.json(out.stats)
-        publisher.describe(key, metadata)
         rows.append((key, out.metadata))
         total_rows += out.frame.height
         progress.partition_done(dataset.key.to_user_string(), key)

@@ -452,13 +452,11 @@ def materialize_raw(
                         frame,
                         ingested_at=ingested_at,
                     ),
+                    functools.partial(_partition_metadata, context, dataset, key, frame),
                 )
                 if report is not None:
                     outcomes[report.outcome.value] = outcomes.get(report.outcome.value, 0) + 1
                     total_rows += frame.height
-                    publisher.describe(
-                        key, _partition_metadata(context, dataset, key, frame, report)
-                    )
                 progress.partition_done(dataset.key.to_user_string(), key)
             stats = client.stats
             return {
